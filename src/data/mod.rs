@@ -1,6 +1,37 @@
 //! The IMDB data pipeline: download -> archive -> tokenise -> vocabulary ->
 //! encode -> pad -> cache. The contract is `keras-parity.md` section 1.
-use std::path::PathBuf;
+mod archive;
+mod atomic;
+mod cache;
+mod download;
+mod npy;
+mod pad;
+mod prepare;
+mod report;
+mod tokenize;
+mod vocab;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+
+pub use archive::{MAX_ARCHIVE_BYTES, MAX_REVIEW_BYTES};
+pub use download::CANONICAL_SIZE;
+pub use npy::write_npy_i32;
+pub use pad::{pad_sequences, PAD_ID};
+pub use tokenize::tokenize;
+pub use vocab::{Vocabulary, INDEX_FROM, OOV_ID, START_ID};
+
+use cache::CacheKey;
+use download::Source;
+use prepare::Prepared;
+use report::Origin;
+
+pub const CANONICAL_URL: &str = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz";
+pub const CANONICAL_SHA256: &str =
+    "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe";
 
 /// Where the data comes from and how it is shaped; defaults equal Keras's.
 #[derive(Debug, Clone)]
@@ -20,6 +51,19 @@ pub struct DataConfig {
     pub progress: bool,
 }
 
+impl DataConfig {
+    fn validate(&self) -> Result<()> {
+        ensure!(self.maxlen >= 1, "--maxlen must be at least 1");
+        // Ids are i32 (what Keras and the embedding take).
+        ensure!(
+            (1..=i32::MAX as usize).contains(&self.max_features),
+            "--max-features must be between 1 and {}",
+            i32::MAX
+        );
+        Ok(())
+    }
+}
+
 /// One split as row-major arrays: `x` is `n x maxlen` ids, `y` is 0/1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Split {
@@ -37,9 +81,119 @@ impl Split {
     }
 }
 
-pub const CANONICAL_URL: &str = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz";
+/// Both splits, in the contract's order (neg then pos, by numeric id), and
+/// the vocabulary they were encoded with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub train: Split,
+    pub test: Split,
+    pub vocab: Vocabulary,
+}
 
-/// The `data` subcommand (being implemented on the `data` branch).
-pub fn run_data_command(_cfg: &DataConfig, _export: Option<&std::path::Path>) -> anyhow::Result<()> {
-    anyhow::bail!("the data pipeline is not implemented yet")
+/// Download (if not kept) -> verify -> read -> tokenise -> vocabulary ->
+/// encode -> pad, or load the cache of an earlier run.
+pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset> {
+    Ok(load(cfg)?.0.dataset)
+}
+
+/// The `data` subcommand: `load_dataset`, the report, and an optional
+/// `.npy` export.
+pub fn run_data_command(cfg: &DataConfig, export: Option<&Path>) -> Result<()> {
+    let started = Instant::now();
+    let (prepared, origin) = load(cfg)?;
+    let elapsed = started.elapsed();
+    let mut out = std::io::stdout().lock();
+    report::print_report(
+        &mut out,
+        &prepared.dataset,
+        &prepared.stats,
+        cfg.max_features,
+        elapsed,
+        origin,
+    )
+    .and_then(|()| out.flush())
+    .context("cannot write the report")?;
+    if let Some(dir) = export {
+        export_npy(dir, &prepared.dataset)?;
+        eprintln!(
+            "exported x_train, y_train, x_test, y_test (.npy) to {}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
+    cfg.validate()?;
+    let source = Source::parse(&cfg.url)?;
+    let expected = download::expected_sha256(&cfg.url, cfg.sha256.as_deref())?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    let key = |sha: &str| CacheKey {
+        archive_sha256: sha.to_owned(),
+        num_words: cfg.max_features,
+        maxlen: cfg.maxlen,
+    };
+    // With a known checksum the cache is found without reading the archive,
+    // or even looking for it: a second run touches no network.
+    if let Some(sha) = &expected {
+        if let Some(prepared) = cached(cfg, &key(sha))? {
+            return Ok((prepared, Origin::Cache));
+        }
+    }
+    let (archive, sha) =
+        download::obtain(&source, &cfg.data_dir, expected.as_deref(), cfg.progress)?;
+    let key = key(&sha);
+    if expected.is_none() {
+        if let Some(prepared) = cached(cfg, &key)? {
+            return Ok((prepared, Origin::Cache));
+        }
+    }
+    let prepared = prepare::prepare(&archive, cfg.max_features, cfg.maxlen)?;
+    cache::save(&key.path(&cfg.data_dir), &key, &prepared)?;
+    save_vocabulary(cfg, &key, &prepared.dataset.vocab)?;
+    Ok((prepared, Origin::Archive))
+}
+
+/// The cache for `key`, if there is an intact one; a damaged one is reported
+/// and left to be overwritten by the rebuild.
+fn cached(cfg: &DataConfig, key: &CacheKey) -> Result<Option<Prepared>> {
+    let path = key.path(&cfg.data_dir);
+    match cache::load(&path, key) {
+        Ok(Some(prepared)) => {
+            if !vocabulary_path(cfg, key).exists() {
+                save_vocabulary(cfg, key, &prepared.dataset.vocab)?;
+            }
+            Ok(Some(prepared))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            eprintln!("warning: {e:#}; rebuilding it");
+            Ok(None)
+        }
+    }
+}
+
+/// The vocabulary as text, for people and other tools; it depends on the
+/// archive only, not on the options.
+fn vocabulary_path(cfg: &DataConfig, key: &CacheKey) -> PathBuf {
+    let short = key.archive_sha256.get(..16).unwrap_or(&key.archive_sha256);
+    cfg.data_dir.join(format!("imdb-{short}-vocab.txt"))
+}
+
+fn save_vocabulary(cfg: &DataConfig, key: &CacheKey, vocab: &Vocabulary) -> Result<()> {
+    vocab.save(&vocabulary_path(cfg, key))
+}
+
+/// `x_*` as `n x maxlen` and `y_*` as `n`, all int32, like Keras's arrays.
+fn export_npy(dir: &Path, ds: &Dataset) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the export folder {}", dir.display()))?;
+    for (name, split) in [("train", &ds.train), ("test", &ds.test)] {
+        let x = dir.join(format!("x_{name}.npy"));
+        write_npy_i32(&x, &[split.len(), split.maxlen], &split.x)?;
+        let y: Vec<i32> = split.y.iter().map(|&v| i32::from(v)).collect();
+        write_npy_i32(&dir.join(format!("y_{name}.npy")), &[split.len()], &y)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,425 @@
+//! Getting a verified archive: from an http(s) URL (kept in the data
+//! folder, resumed with a range request after a broken connection) or from
+//! a local path. Nothing is used before its size (when known) and sha256
+//! check out; a file that fails is moved aside to `<name>.bad`.
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::{StatusCode, Url};
+use sha2::{Digest, Sha256};
+
+use super::{CANONICAL_SHA256, CANONICAL_URL};
+
+/// Size of the canonical `aclImdb_v1.tar.gz`.
+pub const CANONICAL_SIZE: u64 = 84_125_825;
+/// Connections that die mid-body are resumed up to this many times in all.
+const MAX_ATTEMPTS: usize = 5;
+/// The name the archive is kept under when the URL's path names no file.
+const DEFAULT_NAME: &str = "aclImdb_v1.tar.gz";
+
+/// Where the archive comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Remote(Url),
+    Local(PathBuf),
+}
+
+impl Source {
+    /// `--data-url`: an http(s) URL, a `file://` URL, or a local path.
+    pub fn parse(url: &str) -> Result<Source> {
+        if !url.contains("://") {
+            return Ok(Source::Local(PathBuf::from(url)));
+        }
+        let parsed = Url::parse(url).with_context(|| format!("bad --data-url {url}"))?;
+        match parsed.scheme() {
+            "http" | "https" => Ok(Source::Remote(parsed)),
+            "file" => parsed
+                .to_file_path()
+                .map(Source::Local)
+                .map_err(|()| anyhow!("bad --data-url {url}: not a local file path")),
+            other => bail!("bad --data-url {url}: scheme {other} is not http, https or file"),
+        }
+    }
+}
+
+/// The sha256 the archive must have: `--data-sha256` if given (checked and
+/// lower-cased), else the canonical one for the canonical URL, else none.
+pub(crate) fn expected_sha256(url: &str, pinned: Option<&str>) -> Result<Option<String>> {
+    match pinned {
+        Some(sha) if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(Some(sha.to_ascii_lowercase()))
+        }
+        Some(sha) => bail!("--data-sha256 must be 64 hex digits, got '{sha}'"),
+        None if url == CANONICAL_URL => Ok(Some(CANONICAL_SHA256.to_owned())),
+        None => Ok(None),
+    }
+}
+
+/// Returns the path of a verified archive and its sha256, downloading it
+/// into `data_dir` unless a verified copy is already kept there.
+pub(crate) fn obtain(
+    source: &Source,
+    data_dir: &Path,
+    expected: Option<&str>,
+    progress: bool,
+) -> Result<(PathBuf, String)> {
+    let (path, sha) = match source {
+        Source::Local(path) => match check(path, None, expected)
+            .with_context(|| format!("cannot read --data-url {}", path.display()))?
+        {
+            Check::Good(sha) => (path.clone(), sha),
+            Check::Bad(why) => bail!("--data-url {}: {why}", path.display()),
+        },
+        Source::Remote(url) => {
+            // The canonical size is known only for the canonical file.
+            let size = (url.as_str() == CANONICAL_URL && expected == Some(CANONICAL_SHA256))
+                .then_some(CANONICAL_SIZE);
+            let dest = data_dir.join(file_name(url));
+            let sha = kept_or_downloaded(url, &dest, size, expected, progress)?;
+            (dest, sha)
+        }
+    };
+    if expected.is_none() {
+        let what = match source {
+            Source::Local(path) => path.display().to_string(),
+            Source::Remote(url) => url.to_string(),
+        };
+        eprintln!("sha256 of {what}: {sha} (pass --data-sha256 {sha} to pin it)");
+    }
+    Ok((path, sha))
+}
+
+/// The last segment of the URL's path, if it is a plain file name.
+fn file_name(url: &Url) -> String {
+    let last = url.path_segments().and_then(|mut s| s.next_back());
+    match last {
+        Some(name)
+            if !name.is_empty()
+                && !name.starts_with('.')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+        {
+            name.to_owned()
+        }
+        _ => DEFAULT_NAME.to_owned(),
+    }
+}
+
+fn kept_or_downloaded(
+    url: &Url,
+    dest: &Path,
+    size: Option<u64>,
+    expected: Option<&str>,
+    progress: bool,
+) -> Result<String> {
+    if dest.exists() {
+        match check(dest, size, expected)? {
+            Check::Good(sha) => return Ok(sha),
+            Check::Bad(why) => {
+                let bad = move_aside(dest)?;
+                eprintln!(
+                    "{}: {why}; moved to {}, downloading again",
+                    dest.display(),
+                    bad.display()
+                );
+            }
+        }
+    }
+    let part = with_suffix(dest, ".part");
+    download(url, &part, size, progress)?;
+    match check(&part, size, expected)? {
+        Check::Good(sha) => {
+            fs::rename(&part, dest).with_context(|| {
+                format!("cannot rename {} to {}", part.display(), dest.display())
+            })?;
+            Ok(sha)
+        }
+        Check::Bad(why) => {
+            let bad = move_aside(&part)?;
+            bail!(
+                "download of {url} failed verification: {why}; the file was moved to {}",
+                bad.display()
+            )
+        }
+    }
+}
+
+/// Fetches `url` into `part`, resuming what is already there, and retrying
+/// when a connection dies after delivering some bytes.
+fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Result<()> {
+    let client = Client::builder()
+        .user_agent(concat!("gru-imdb/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        // Per read: a stalled server fails instead of hanging forever.
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("cannot start the HTTP client")?;
+    let mut bar = Progress::new(progress && io::stderr().is_terminal());
+    let started = Instant::now();
+    let mut attempt = 1;
+    loop {
+        match fetch_once(&client, url, part, &mut size, &mut bar)? {
+            Fetched::Complete => {
+                bar.finish(url, part, started.elapsed());
+                return Ok(());
+            }
+            Fetched::Interrupted(err) if attempt < MAX_ATTEMPTS => {
+                bar.note(&format!(
+                    "download of {url} interrupted ({err:#}); resuming"
+                ));
+                attempt += 1;
+            }
+            Fetched::Interrupted(err) => return Err(err).with_context(|| {
+                format!(
+                    "cannot download {url} ({MAX_ATTEMPTS} attempts; {} is kept for the next run)",
+                    part.display()
+                )
+            }),
+        }
+    }
+}
+
+enum Fetched {
+    Complete,
+    /// The connection broke after some progress: worth another attempt.
+    Interrupted(anyhow::Error),
+}
+
+fn fetch_once(
+    client: &Client,
+    url: &Url,
+    part: &Path,
+    size: &mut Option<u64>,
+    bar: &mut Progress,
+) -> Result<Fetched> {
+    let mut have = match fs::metadata(part) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", part.display())),
+    };
+    match *size {
+        Some(total) if have == total => return Ok(Fetched::Complete),
+        Some(total) if have > total => have = 0, // not a prefix of this file
+        _ => {}
+    }
+    let mut request = client.get(url.clone());
+    if have > 0 {
+        request = request.header(RANGE, format!("bytes={have}-"));
+    }
+    let response = request
+        .send()
+        .with_context(|| format!("cannot download {url}"))?;
+    let status = response.status();
+    let append = match status {
+        StatusCode::PARTIAL_CONTENT if have > 0 => {
+            let (start, total) = content_range(&response)
+                .with_context(|| format!("bad Content-Range from {url}"))?;
+            if start != have {
+                bail!("{url} answered the range request for byte {have} from byte {start}");
+            }
+            *size = size.or(total);
+            true
+        }
+        StatusCode::OK => {
+            if have > 0 {
+                bar.note(&format!(
+                    "{url} ignored the range request; downloading from the start"
+                ));
+            }
+            *size = size.or(response.content_length());
+            false
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
+            // The partial file is longer than what the server has now.
+            fs::remove_file(part).with_context(|| format!("cannot remove {}", part.display()))?;
+            return Ok(Fetched::Interrupted(anyhow!(
+                "HTTP {status}: {} did not fit",
+                part.display()
+            )));
+        }
+        _ => bail!("cannot download {url}: HTTP {status}"),
+    };
+    let file = if append {
+        OpenOptions::new().append(true).open(part)
+    } else {
+        File::create(part)
+    };
+    let mut file = file.with_context(|| format!("cannot write {}", part.display()))?;
+    bar.start(url, part, *size, if append { have } else { 0 });
+    copy_body(response, &mut file, bar, part)
+}
+
+/// Streams the body into `file`. A failed read is an interruption (worth
+/// resuming) if it came after some bytes; a failed write is an error.
+fn copy_body(
+    mut body: Response,
+    file: &mut File,
+    bar: &mut Progress,
+    part: &Path,
+) -> Result<Fetched> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut received = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if received > 0 => return Ok(Fetched::Interrupted(e.into())),
+            Err(e) => return Err(e).context("the connection failed before any data"),
+        };
+        file.write_all(&buf[..n])
+            .with_context(|| format!("cannot write {}", part.display()))?;
+        received += n as u64;
+        bar.inc(n as u64);
+    }
+    file.sync_all()
+        .with_context(|| format!("cannot write {}", part.display()))?;
+    Ok(Fetched::Complete)
+}
+
+/// `Content-Range: bytes <start>-<end>/<total or *>` -> (start, total).
+fn content_range(response: &Response) -> Result<(u64, Option<u64>)> {
+    let value = response
+        .headers()
+        .get(CONTENT_RANGE)
+        .context("missing")?
+        .to_str()?;
+    let (range, total) = value
+        .strip_prefix("bytes ")
+        .and_then(|v| v.split_once('/'))
+        .with_context(|| format!("'{value}'"))?;
+    let start = range
+        .split_once('-')
+        .and_then(|(s, _)| s.parse().ok())
+        .with_context(|| format!("'{value}'"))?;
+    Ok((start, total.parse().ok()))
+}
+
+enum Check {
+    Good(String),
+    Bad(String),
+}
+
+/// Checks a file's size (if known) and sha256 (if known); the sha256 is
+/// returned either way, since it keys the cache.
+fn check(path: &Path, size: Option<u64>, expected: Option<&str>) -> Result<Check> {
+    let len = fs::metadata(path)?.len();
+    if let Some(size) = size.filter(|&s| s != len) {
+        return Ok(Check::Bad(format!(
+            "size mismatch: {len} bytes, expected {size}"
+        )));
+    }
+    let sha = sha256_file(path)?;
+    Ok(match expected {
+        Some(want) if want != sha => {
+            Check::Bad(format!("sha256 mismatch: got {sha}, expected {want}"))
+        }
+        _ => Check::Good(sha),
+    })
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Renames a file that failed verification to `<name>.bad`, replacing an
+/// older one: it is never used, but kept for a look.
+fn move_aside(path: &Path) -> Result<PathBuf> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let name = name.strip_suffix(".part").unwrap_or(&name);
+    let bad = path.with_file_name(format!("{name}.bad"));
+    fs::rename(path, &bad)
+        .with_context(|| format!("cannot move {} to {}", path.display(), bad.display()))?;
+    Ok(bad)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A progress bar (bytes, rate, ETA) on a terminal, plain lines elsewhere.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(show_bar: bool) -> Self {
+        let bar = show_bar.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn start(&mut self, url: &Url, part: &Path, size: Option<u64>, from: u64) {
+        match &self.bar {
+            Some(bar) => {
+                if let Some(size) = size {
+                    bar.set_length(size);
+                }
+                bar.set_message("downloading");
+                bar.set_position(from);
+                bar.reset_eta();
+            }
+            None => {
+                let size = size.map_or("size unknown".to_owned(), |s| format!("{s} bytes"));
+                let from = if from > 0 {
+                    format!(", resuming at byte {from}")
+                } else {
+                    String::new()
+                };
+                eprintln!("downloading {url} to {} ({size}{from})", part.display());
+            }
+        }
+    }
+
+    fn inc(&mut self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    fn finish(&mut self, url: &Url, part: &Path, elapsed: Duration) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let len = fs::metadata(part).map(|m| m.len()).unwrap_or_default();
+        eprintln!(
+            "downloaded {url}: {len} bytes in {:.1} s",
+            elapsed.as_secs_f64()
+        );
+    }
+}
