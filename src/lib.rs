@@ -4,3 +4,10 @@
 //! `imdb.load_data(num_words) + pad_sequences(maxlen)`; `model` is the Keras
 //! model; `train` fits and evaluates it.
 pub mod data;
+pub mod atomic;
+pub mod gru_cpu;
+pub mod model;
+pub mod optim;
+pub mod progress;
+pub mod run;
+pub mod train;

@@ -1,0 +1,221 @@
+//! The GRU implementations compute one function, with Keras's dropout.
+use gru_imdb::model::{GruImpl, GruLayer, GruMasks, ModelConfig, SentimentModel};
+use tch::{nn, Device, Kind, Tensor};
+
+const B: i64 = 5;
+const T: i64 = 7;
+const D: i64 = 6;
+
+fn small_config(dropout: f64, recurrent_dropout: f64) -> ModelConfig {
+    ModelConfig { max_features: 50, embedding_dim: D as usize, units: 4, dropout, recurrent_dropout }
+}
+
+/// A model with non-zero biases, so that every parameter matters.
+fn small_model(config: ModelConfig, gru_impl: GruImpl, seed: i64) -> (nn::VarStore, SentimentModel) {
+    tch::manual_seed(seed);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = SentimentModel::new(&vs.root(), config, gru_impl, 2);
+    tch::no_grad(|| {
+        let _ = model.gru.bias.shallow_clone().copy_(&(Tensor::randn(model.gru.bias.size(), (Kind::Float, Device::Cpu)) * 0.3));
+    });
+    (vs, model)
+}
+
+fn no_masks() -> GruMasks {
+    GruMasks { input: None, recurrent: None }
+}
+
+/// Runs `forward` on an input that requires grad; returns the output and the
+/// gradients of a fixed random projection of it w.r.t. the input and the
+/// GRU parameters.
+fn output_and_grads(gru: &GruLayer, x: &Tensor, forward: impl Fn(&Tensor) -> Tensor) -> Vec<Tensor> {
+    for p in [&gru.kernel, &gru.recurrent_kernel, &gru.bias] {
+        let mut p = p.shallow_clone();
+        p.zero_grad();
+    }
+    let x = x.detach().copy().set_requires_grad(true);
+    let out = forward(&x);
+    tch::manual_seed(99);
+    let weights = Tensor::randn(out.size(), (Kind::Float, Device::Cpu));
+    (&out * weights).sum(Kind::Float).backward();
+    vec![out.detach(), x.grad(), gru.kernel.grad(), gru.recurrent_kernel.grad(), gru.bias.grad()]
+}
+
+fn assert_all_close(a: &[Tensor], b: &[Tensor], tol: f64) {
+    let names = ["output", "d_input", "d_kernel", "d_recurrent_kernel", "d_bias"];
+    for ((a, b), name) in a.iter().zip(b).zip(names) {
+        let diff = (a - b).abs().max().double_value(&[]);
+        let scale = a.abs().max().double_value(&[]).max(1.0);
+        assert!(diff <= tol * scale, "{name}: max difference {diff} (scale {scale})");
+    }
+}
+
+fn input(seed: i64) -> Tensor {
+    tch::manual_seed(seed);
+    Tensor::randn([B, T, D], (Kind::Float, Device::Cpu))
+}
+
+#[test]
+fn op_by_op_and_fused_gru_agree_in_outputs_and_gradients() {
+    let (_vs, model) = small_model(small_config(0.0, 0.0), GruImpl::OpByOp, 1);
+    let x = input(2);
+    let op_by_op = output_and_grads(&model.gru, &x, |x| model.gru.forward_op_by_op(x, &no_masks()));
+    let fused = output_and_grads(&model.gru, &x, |x| model.gru.forward_fused(x, &no_masks()));
+    assert_all_close(&op_by_op, &fused, 1e-5);
+}
+
+#[test]
+fn shared_input_mask_is_the_same_in_op_by_op_and_fused() {
+    let (_vs, model) = small_model(small_config(0.5, 0.0), GruImpl::OpByOp, 3);
+    let masks = model.gru.draw_masks(B, D, Device::Cpu);
+    assert_eq!(masks.input.as_ref().map(Tensor::size), Some(vec![1, B, D]));
+    assert!(masks.recurrent.is_none());
+    let x = input(4);
+    let op_by_op = output_and_grads(&model.gru, &x, |x| model.gru.forward_op_by_op(x, &masks));
+    let fused = output_and_grads(&model.gru, &x, |x| model.gru.forward_fused(x, &masks));
+    assert_all_close(&op_by_op, &fused, 1e-5);
+}
+
+#[test]
+fn masks_are_drawn_per_gate_per_sample_and_scaled() {
+    let (_vs, model) = small_model(small_config(0.25, 0.5), GruImpl::OpByOp, 5);
+    let masks = model.gru.draw_masks(400, D, Device::Cpu);
+    let input = masks.input.expect("dropout > 0 draws input masks");
+    let recurrent = masks.recurrent.expect("recurrent_dropout > 0 draws recurrent masks");
+    // No time axis: one row per sample, reused at every step.
+    assert_eq!(input.size(), [3, 400, D]);
+    assert_eq!(recurrent.size(), [3, 400, 4]);
+    for (mask, p) in [(&input, 0.25), (&recurrent, 0.5)] {
+        let scaled = 1.0 / (1.0 - p);
+        let is_zero = mask.eq(0.0);
+        let is_scaled = (mask - scaled).abs().lt(1e-6);
+        assert!(bool::try_from(is_zero.logical_or(&is_scaled).all()).unwrap(), "values are 0 or 1/(1-p)");
+        let kept = f64::try_from(is_scaled.to_kind(Kind::Float).mean(Kind::Float)).unwrap();
+        assert!((kept - (1.0 - p)).abs() < 0.05, "kept fraction {kept} for p {p}");
+        // Three independent masks, not one repeated.
+        assert!(!bool::try_from(mask.get(0).eq_tensor(&mask.get(1)).all()).unwrap());
+        assert!(!bool::try_from(mask.get(1).eq_tensor(&mask.get(2)).all()).unwrap());
+    }
+}
+
+/// The Keras step written per gate with explicit per-sample loops over
+/// state, as an independent check of the masking rules.
+fn reference_step(gru: &GruLayer, x: &Tensor, masks: &GruMasks) -> Tensor {
+    let u = gru.units;
+    let gate = |m: &Tensor, g: i64| m.narrow(-1, g * u, u);
+    let (b, t, _) = x.size3().unwrap();
+    let mut h = Tensor::zeros([b, u], (Kind::Float, Device::Cpu));
+    for step in 0..t {
+        let x_t = x.select(1, step);
+        let mx = |g: i64| masks.input.as_ref().map_or_else(|| x_t.shallow_clone(), |m| &x_t * m.get(g));
+        let mh = |g: i64| masks.recurrent.as_ref().map_or_else(|| h.shallow_clone(), |m| &h * m.get(g));
+        let pre = |g: i64| mx(g).matmul(&gate(&gru.kernel, g)) + gate(&gru.bias.get(0), g);
+        let rec = |g: i64| mh(g).matmul(&gate(&gru.recurrent_kernel, g)) + gate(&gru.bias.get(1), g);
+        let z = (pre(0) + rec(0)).sigmoid();
+        let r = (pre(1) + rec(1)).sigmoid();
+        let hh = (pre(2) + r * rec(2)).tanh();
+        // The carried state is the unmasked h.
+        h = &z * &h + (1.0 - &z) * hh;
+    }
+    h
+}
+
+#[test]
+fn op_by_op_applies_three_input_and_three_recurrent_masks_and_carries_unmasked_state() {
+    let (_vs, model) = small_model(small_config(0.3, 0.4), GruImpl::OpByOp, 6);
+    let masks = model.gru.draw_masks(B, D, Device::Cpu);
+    let x = input(7);
+    let ours = tch::no_grad(|| model.gru.forward_op_by_op(&x, &masks));
+    let reference = tch::no_grad(|| reference_step(&model.gru, &x, &masks));
+    assert_all_close(&[ours], &[reference], 1e-6);
+}
+
+/// Logits and every parameter's gradient after one training step's
+/// backward, with masks drawn from `mask_seed`.
+fn training_step(model: &SentimentModel, vs: &nn::VarStore, ids: &Tensor, mask_seed: i64) -> Vec<Tensor> {
+    for (_, mut p) in vs.variables() {
+        p.zero_grad();
+    }
+    tch::manual_seed(mask_seed);
+    let forward = model.forward_train(ids);
+    let labels = Tensor::from_slice(&[1.0f32, 0.0, 1.0, 1.0, 0.0]);
+    let loss = forward.logits.binary_cross_entropy_with_logits::<Tensor>(
+        &labels,
+        None,
+        None,
+        tch::Reduction::Mean,
+    );
+    loss.backward();
+    let logits = forward.logits.detach();
+    forward.finish_backward(model);
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    std::iter::once(logits).chain(named.into_iter().map(|(_, p)| p.grad().copy())).collect()
+}
+
+fn assert_same(a: &[Tensor], b: &[Tensor], tol: f64) {
+    assert_eq!(a.len(), b.len());
+    for (i, (a, b)) in a.iter().zip(b).enumerate() {
+        let diff = (a - b).abs().max().double_value(&[]);
+        let scale = a.abs().max().double_value(&[]).max(1e-3);
+        assert!(diff <= tol * scale, "tensor {i}: max difference {diff} (scale {scale})");
+    }
+}
+
+fn ids(seed: i64) -> Tensor {
+    tch::manual_seed(seed);
+    Tensor::randint(50, [B, T], (Kind::Int64, Device::Cpu))
+}
+
+#[test]
+fn cpu_kernel_equals_op_by_op_in_logits_and_all_gradients_with_and_without_dropout() {
+    for (dropout, recurrent_dropout) in [(0.0, 0.0), (0.3, 0.0), (0.0, 0.4), (0.3, 0.4)] {
+        let config = small_config(dropout, recurrent_dropout);
+        let (vs_k, kernel) = small_model(config, GruImpl::CpuKernel, 11);
+        let (vs_o, op_by_op) = small_model(config, GruImpl::OpByOp, 11);
+        let x = ids(12);
+        // The same seed draws the same masks in both.
+        let ours = training_step(&kernel, &vs_k, &x, 13);
+        let reference = training_step(&op_by_op, &vs_o, &x, 13);
+        assert_same(&ours, &reference, 1e-5);
+    }
+}
+
+#[test]
+fn fused_equals_op_by_op_in_the_model_without_recurrent_dropout() {
+    let config = small_config(0.3, 0.0);
+    let (vs_f, fused) = small_model(config, GruImpl::Fused, 21);
+    let (vs_o, op_by_op) = small_model(config, GruImpl::OpByOp, 21);
+    let x = ids(22);
+    assert_same(&training_step(&fused, &vs_f, &x, 23), &training_step(&op_by_op, &vs_o, &x, 23), 1e-5);
+}
+
+#[test]
+fn inference_drops_nothing_and_every_implementation_agrees() {
+    let config = small_config(0.5, 0.5);
+    let x = ids(31);
+    let logits: Vec<Tensor> = [GruImpl::CpuKernel, GruImpl::OpByOp, GruImpl::Fused]
+        .into_iter()
+        .map(|gru_impl| {
+            let (_vs, model) = small_model(config, gru_impl, 32);
+            let inference = model.inference();
+            let first = inference.logits(&x);
+            // No dropout: the same input gives the same output every time.
+            assert_same(&[first.shallow_clone()], &[inference.logits(&x)], 0.0);
+            first
+        })
+        .collect();
+    assert_same(&logits[..1], &logits[1..2], 1e-5);
+    assert_same(&logits[..1], &logits[2..3], 1e-5);
+}
+
+#[test]
+fn training_forward_applies_dropout() {
+    let (_vs, model) = small_model(small_config(0.5, 0.5), GruImpl::CpuKernel, 41);
+    let x = ids(42);
+    tch::manual_seed(1);
+    let a = model.forward_train(&x).logits.detach();
+    tch::manual_seed(2);
+    let b = model.forward_train(&x).logits.detach();
+    assert!((a - b).abs().max().double_value(&[]) > 1e-4, "different masks give different outputs");
+}
