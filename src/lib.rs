@@ -4,3 +4,4 @@
 //! `imdb.load_data(num_words) + pad_sequences(maxlen)`; `model` is the Keras
 //! model; `train` fits and evaluates it.
 pub mod data;
+pub mod gru_cpu;
