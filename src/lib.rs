@@ -2,9 +2,10 @@
 //!
 //! `data` turns `aclImdb_v1.tar.gz` into the padded arrays of
 //! `imdb.load_data(num_words) + pad_sequences(maxlen)`; `model` is the Keras
-//! model; `train` fits and evaluates it.
-pub mod data;
+//! model (its GRU on the CPU is the fused kernel of `gru_cpu`); `train` fits
+//! and evaluates it; `run` is a whole training run and its run folder.
 pub mod atomic;
+pub mod data;
 pub mod gru_cpu;
 pub mod model;
 pub mod optim;
