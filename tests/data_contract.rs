@@ -1,5 +1,8 @@
 //! The contract of keras-parity.md section 1, rule by rule: tokenising,
 //! ranking, Keras ids, padding; plus the vocabulary file and `.npy` format.
+mod common;
+
+use common::read_npy_i32;
 use gru_imdb::data::{pad_sequences, tokenize, write_npy_i32, Vocabulary};
 
 fn toks(text: &str) -> Vec<String> {
@@ -143,49 +146,18 @@ fn vocabulary_load_refuses_damaged_files() {
     assert!(err.contains("missing.txt"), "{err}");
 }
 
-/// Parses a `.npy` v1.0 file: (descr, fortran_order, shape, data bytes).
-fn parse_npy(bytes: &[u8]) -> (String, bool, Vec<usize>, &[u8]) {
-    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "magic and version 1.0");
-    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    assert_eq!((10 + len) % 64, 0, "data aligned to 64 bytes");
-    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
-    assert!(header.ends_with('\n'));
-    let field = |key: &str| {
-        let at = header.find(&format!("'{key}': ")).unwrap() + key.len() + 4;
-        header[at..].to_owned()
-    };
-    let descr = field("descr").split('\'').nth(1).unwrap().to_owned();
-    let fortran = field("fortran_order").starts_with("True");
-    let shape_text = field("shape");
-    let shape = shape_text[1..shape_text.find(')').unwrap()]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (descr, fortran, shape, &bytes[10 + len..])
-}
-
 #[test]
 fn npy_export_has_a_valid_header_and_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let x = dir.path().join("x.npy");
     let values: Vec<i32> = (0..12).map(|v| v * 1000 - 3).collect();
     write_npy_i32(&x, &[3, 4], &values).unwrap();
-    let bytes = std::fs::read(&x).unwrap();
-    let (descr, fortran, shape, data) = parse_npy(&bytes);
-    assert_eq!((descr.as_str(), fortran, shape), ("<i4", false, vec![3, 4]));
-    let read: Vec<i32> = data
-        .chunks_exact(4)
-        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    assert_eq!(read, values);
+    assert_eq!(read_npy_i32(&x), (vec![3, 4], values));
 
     let y = dir.path().join("y.npy");
     write_npy_i32(&y, &[5], &[0, 1, 1, 0, 1]).unwrap();
+    assert_eq!(read_npy_i32(&y), (vec![5], vec![0, 1, 1, 0, 1]));
     let bytes = std::fs::read(&y).unwrap();
-    let (_, _, shape, data) = parse_npy(&bytes);
-    assert_eq!((shape, data.len()), (vec![5], 20));
     assert!(std::str::from_utf8(&bytes[10..64])
         .unwrap()
         .contains("'shape': (5,)"));
