@@ -133,7 +133,7 @@ fn kept_or_downloaded(
         }
     }
     let part = with_suffix(dest, ".part");
-    download(url, &part, size, progress)?;
+    let size = download(url, &part, size, progress)?;
     match check(&part, size, expected)? {
         Check::Good(sha) => {
             fs::rename(&part, dest).with_context(|| {
@@ -152,8 +152,9 @@ fn kept_or_downloaded(
 }
 
 /// Fetches `url` into `part`, resuming what is already there, and retrying
-/// when a connection dies after delivering some bytes.
-fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Result<()> {
+/// when a connection dies after delivering some bytes. Returns the file's
+/// size as far as it is known: `size`, else what the server said.
+fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Result<Option<u64>> {
     let client = Client::builder()
         .user_agent(concat!("gru-imdb/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
@@ -168,7 +169,7 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
         match fetch_once(&client, url, part, &mut size, &mut bar)? {
             Fetched::Complete => {
                 bar.finish(url, part, started.elapsed());
-                return Ok(());
+                return Ok(size);
             }
             Fetched::Interrupted(err) if attempt < MAX_ATTEMPTS => {
                 bar.note(&format!(
@@ -176,12 +177,14 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
                 ));
                 attempt += 1;
             }
-            Fetched::Interrupted(err) => return Err(err).with_context(|| {
-                format!(
+            Fetched::Interrupted(err) => {
+                return Err(err).with_context(|| {
+                    format!(
                     "cannot download {url} ({MAX_ATTEMPTS} attempts; {} is kept for the next run)",
                     part.display()
                 )
-            }),
+                })
+            }
         }
     }
 }
