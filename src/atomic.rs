@@ -3,7 +3,7 @@
 //! synced, so a crash, a full disk or an error never leaves a half-written
 //! file under the final name for a later run to trust.
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};

@@ -16,7 +16,9 @@ use gru_imdb::train::TrainConfig;
     name = "gru-imdb",
     version,
     about = "Train the Keras IMDB GRU sentiment model (Embedding -> GRU -> Dense) on libtorch",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // So `--dropout -0.1` reaches our range check instead of being read as a flag.
+    allow_negative_numbers = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -136,7 +138,9 @@ struct TrainFlags {
 impl TrainFlags {
     fn options(&self) -> TrainOptions {
         TrainOptions {
-            data: self.source.config(self.shape.max_features, self.shape.maxlen, self.verbose > 0),
+            data: self
+                .source
+                .config(self.shape.max_features, self.shape.maxlen, self.verbose > 0),
             model: ModelConfig {
                 max_features: self.shape.max_features,
                 embedding_dim: self.embedding_dim,
@@ -198,7 +202,10 @@ impl PredictCommand {
             Some(path) => {
                 let file = std::fs::File::open(path)
                     .with_context(|| format!("cannot open --file {}", path.display()))?;
-                texts.extend(read_lines(&mut std::io::BufReader::new(file), &path.display().to_string())?)
+                texts.extend(read_lines(
+                    &mut std::io::BufReader::new(file),
+                    &path.display().to_string(),
+                )?)
             }
             None if texts.is_empty() => {
                 if std::io::stdin().is_terminal() {
@@ -283,7 +290,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Data(cmd)) => {
-            let cfg = cmd.source.config(cmd.shape.max_features, cmd.shape.maxlen, !cmd.quiet);
+            let cfg = cmd
+                .source
+                .config(cmd.shape.max_features, cmd.shape.maxlen, !cmd.quiet);
             data::run_data_command(&cfg, cmd.export.as_deref())
         }
         Some(Command::Predict(cmd)) => run::predict_command(

@@ -52,10 +52,7 @@ impl ModelConfig {
             ("--dropout", self.dropout),
             ("--recurrent-dropout", self.recurrent_dropout),
         ] {
-            ensure!(
-                (0.0..1.0).contains(&p),
-                "{flag} must be in [0, 1), got {p}"
-            );
+            ensure!((0.0..1.0).contains(&p), "{flag} must be in [0, 1), got {p}");
         }
         Ok(())
     }
@@ -86,7 +83,9 @@ impl std::str::FromStr for GruImpl {
             "cpu-kernel" => Ok(GruImpl::CpuKernel),
             "op-by-op" => Ok(GruImpl::OpByOp),
             "fused" => Ok(GruImpl::Fused),
-            _ => Err(format!("expected auto, cpu-kernel, op-by-op or fused, got '{s}'")),
+            _ => Err(format!(
+                "expected auto, cpu-kernel, op-by-op or fused, got '{s}'"
+            )),
         }
     }
 }
@@ -123,7 +122,11 @@ impl GruLayer {
     fn new(vs: &nn::Path, input_dim: i64, cfg: &ModelConfig) -> GruLayer {
         let units = cfg.units as i64;
         GruLayer {
-            kernel: vs.var("kernel", &[input_dim, 3 * units], glorot_uniform(input_dim, 3 * units)),
+            kernel: vs.var(
+                "kernel",
+                &[input_dim, 3 * units],
+                glorot_uniform(input_dim, 3 * units),
+            ),
             recurrent_kernel: vs.var(
                 "recurrent_kernel",
                 &[units, 3 * units],
@@ -155,10 +158,12 @@ impl GruLayer {
 
     /// The Keras step, op by op. `x`: `[B, T, D]`; returns the last state `[B, H]`.
     ///
-    ///     z  = sigmoid(x W_z + b_z + h U_z + b'_z)
-    ///     r  = sigmoid(x W_r + b_r + h U_r + b'_r)
-    ///     hh = tanh(x W_h + b_h + r * (h U_h + b'_h))
-    ///     h  = z * h + (1 - z) * hh
+    /// ```text
+    /// z  = sigmoid(x W_z + b_z + h U_z + b'_z)
+    /// r  = sigmoid(x W_r + b_r + h U_r + b'_r)
+    /// hh = tanh(x W_h + b_h + r * (h U_h + b'_h))
+    /// h  = z * h + (1 - z) * hh
+    /// ```
     ///
     /// Masked copies of x and h feed only the products; the carried h is unmasked.
     pub fn forward_op_by_op(&self, x: &Tensor, masks: &GruMasks) -> Tensor {
@@ -169,7 +174,9 @@ impl GruLayer {
         // Input projections of all steps at once: [B, T, 3H].
         let xp = match &masks.input {
             None => x.matmul(&self.kernel) + &input_bias,
-            Some(m) if m.size()[0] == 1 => (x * m.get(0).unsqueeze(1)).matmul(&self.kernel) + &input_bias,
+            Some(m) if m.size()[0] == 1 => {
+                (x * m.get(0).unsqueeze(1)).matmul(&self.kernel) + &input_bias
+            }
             Some(m) => {
                 let projected: Vec<Tensor> = (0..3)
                     .map(|g| {
@@ -208,7 +215,10 @@ impl GruLayer {
     /// reordered from Keras's z | r | h to libtorch's r | z | n. It has no
     /// recurrent dropout, so it takes at most one shared input mask.
     pub fn forward_fused(&self, x: &Tensor, masks: &GruMasks) -> Tensor {
-        assert!(masks.recurrent.is_none(), "the fused GRU has no recurrent dropout");
+        assert!(
+            masks.recurrent.is_none(),
+            "the fused GRU has no recurrent dropout"
+        );
         let x = match &masks.input {
             None => x.shallow_clone(),
             Some(m) => {
@@ -218,7 +228,14 @@ impl GruLayer {
         };
         let u = self.units;
         let to_torch = |m: &Tensor| {
-            Tensor::cat(&[Self::gate(m, 1, u), Self::gate(m, 0, u), Self::gate(m, 2, u)], -1)
+            Tensor::cat(
+                &[
+                    Self::gate(m, 1, u),
+                    Self::gate(m, 0, u),
+                    Self::gate(m, 2, u),
+                ],
+                -1,
+            )
         };
         let params = [
             to_torch(&self.kernel).tr().contiguous(),
@@ -266,7 +283,10 @@ unsafe fn f32_slice(t: &Tensor) -> &[f32] {
 
 fn glorot_uniform(fan_in: i64, fan_out: i64) -> Init {
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    Init::Uniform { lo: -limit, up: limit }
+    Init::Uniform {
+        lo: -limit,
+        up: limit,
+    }
 }
 
 /// Embedding -> GRU -> Dense(1). Outputs logits; the sigmoid lives in the loss
@@ -307,7 +327,12 @@ struct KernelPass {
 
 impl SentimentModel {
     /// Creates the variables under `vs` with Keras's initialisers.
-    pub fn new(vs: &nn::Path, config: ModelConfig, gru_impl: GruImpl, threads: usize) -> SentimentModel {
+    pub fn new(
+        vs: &nn::Path,
+        config: ModelConfig,
+        gru_impl: GruImpl,
+        threads: usize,
+    ) -> SentimentModel {
         let n = config.max_features as i64;
         let d = config.embedding_dim as i64;
         let h = config.units as i64;
@@ -315,7 +340,10 @@ impl SentimentModel {
             embeddings: (vs / "embedding").var(
                 "embeddings",
                 &[n, d],
-                Init::Uniform { lo: -0.05, up: 0.05 },
+                Init::Uniform {
+                    lo: -0.05,
+                    up: 0.05,
+                },
             ),
             gru: GruLayer::new(&(vs / "gru"), d, &config),
             dense_kernel: (vs / "dense").var("kernel", &[h, 1], glorot_uniform(h, 1)),
@@ -362,7 +390,11 @@ impl SentimentModel {
                 let h_last = h_last.set_requires_grad(true);
                 TrainForward {
                     logits: self.dense(&h_last),
-                    kernel_pass: Some(KernelPass { embedded, h_last, tape }),
+                    kernel_pass: Some(KernelPass {
+                        embedded,
+                        h_last,
+                        tape,
+                    }),
                 }
             }
             GruImpl::OpByOp => TrainForward {
@@ -386,10 +418,18 @@ impl SentimentModel {
                 gru_cpu::projection_table(&weights, f32_slice(&embeddings), self.threads)
             }
         });
-        Inference { model: self, projection_table }
+        Inference {
+            model: self,
+            projection_table,
+        }
     }
 
-    fn kernel_forward(&self, embedded: &Tensor, masks: &GruMasks, tape: Option<&mut gru_cpu::Tape>) -> Tensor {
+    fn kernel_forward(
+        &self,
+        embedded: &Tensor,
+        masks: &GruMasks,
+        tape: Option<&mut gru_cpu::Tape>,
+    ) -> Tensor {
         let (b, t, d) = embedded.size3().expect("GRU input must be [B, T, D]");
         let masks_input = masks.input.as_ref().map(Tensor::contiguous);
         let masks_recurrent = masks.recurrent.as_ref().map(Tensor::contiguous);
@@ -424,7 +464,9 @@ impl TrainForward {
     /// parameter gradients accumulated into `.grad`). A no-op for the
     /// autograd implementations.
     pub fn finish_backward(self, model: &SentimentModel) {
-        let Some(mut pass) = self.kernel_pass else { return };
+        let Some(mut pass) = self.kernel_pass else {
+            return;
+        };
         let d_h_last = pass.h_last.grad().contiguous();
         let (b, t, d) = pass.embedded.size3().expect("embedded is [B, T, D]");
         // SAFETY: as in `kernel_forward`; the tape belongs to this pass.
@@ -443,13 +485,20 @@ impl TrainForward {
         // gradient: sum(param * grad) with grad constant.
         let h = model.gru.units;
         let d_bias = Tensor::cat(
-            &[from(&grads.d_bias, &[1, 3 * h]), from(&grads.d_recurrent_bias, &[1, 3 * h])],
+            &[
+                from(&grads.d_bias, &[1, 3 * h]),
+                from(&grads.d_recurrent_bias, &[1, 3 * h]),
+            ],
             0,
         );
         let surrogate = (&pass.embedded * from(&grads.d_x, &[b, t, d])).sum(Kind::Float)
-            + (&model.gru.kernel * from(&grads.d_kernel, &model.gru.kernel.size())).sum(Kind::Float)
+            + (&model.gru.kernel * from(&grads.d_kernel, &model.gru.kernel.size()))
+                .sum(Kind::Float)
             + (&model.gru.recurrent_kernel
-                * from(&grads.d_recurrent_kernel, &model.gru.recurrent_kernel.size()))
+                * from(
+                    &grads.d_recurrent_kernel,
+                    &model.gru.recurrent_kernel.size(),
+                ))
             .sum(Kind::Float)
             + (&model.gru.bias * d_bias).sum(Kind::Float);
         surrogate.backward();
@@ -471,7 +520,10 @@ impl Inference<'_> {
     pub fn logits(&self, ids: &Tensor) -> Tensor {
         let model = self.model;
         tch::no_grad(|| {
-            let no_masks = GruMasks { input: None, recurrent: None };
+            let no_masks = GruMasks {
+                input: None,
+                recurrent: None,
+            };
             let h_last = match (&self.projection_table, model.resolved_gru_impl(false)) {
                 (Some(table), _) => {
                     let (b, t) = ids.size2().expect("ids must be [B, T]");
@@ -479,8 +531,16 @@ impl Inference<'_> {
                     // SAFETY: contiguous CPU tensors alive for the call, not written meanwhile.
                     let h_last = unsafe {
                         let weights = model.gru.cpu_weights(model.config.embedding_dim);
-                        let ids = std::slice::from_raw_parts(ids.data_ptr() as *const i64, ids.numel());
-                        gru_cpu::forward_from_table(&weights, table, ids, b as usize, t as usize, model.threads)
+                        let ids =
+                            std::slice::from_raw_parts(ids.data_ptr() as *const i64, ids.numel());
+                        gru_cpu::forward_from_table(
+                            &weights,
+                            table,
+                            ids,
+                            b as usize,
+                            t as usize,
+                            model.threads,
+                        )
                     };
                     Tensor::from_slice(&h_last).view([b, model.gru.units])
                 }

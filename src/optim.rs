@@ -3,10 +3,12 @@
 //! Keras folds the bias corrections into the step size and adds epsilon to
 //! the *uncorrected* `sqrt(v)`:
 //!
-//!     m     = m + (1 - beta_1) * (g - m)
-//!     v     = v + (1 - beta_2) * (g^2 - v)
-//!     alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
-//!     p     = p - alpha * m / (sqrt(v) + epsilon)
+//! ```text
+//! m     = m + (1 - beta_1) * (g - m)
+//! v     = v + (1 - beta_2) * (g^2 - v)
+//! alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+//! p     = p - alpha * m / (sqrt(v) + epsilon)
+//! ```
 //!
 //! libtorch's Adam adds epsilon to the corrected `sqrt(v_hat)` instead, a
 //! different step early in training, hence our own.
@@ -24,7 +26,12 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { learning_rate: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }
+        AdamConfig {
+            learning_rate: 1e-3,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+        }
     }
 }
 
@@ -48,9 +55,18 @@ impl Adam {
     pub fn new(params: Vec<Tensor>, config: AdamConfig, threads: usize) -> Adam {
         let slots = params
             .into_iter()
-            .map(|param| Slot { m: param.zeros_like(), v: param.zeros_like(), param })
+            .map(|param| Slot {
+                m: param.zeros_like(),
+                v: param.zeros_like(),
+                param,
+            })
             .collect();
-        Adam { config, slots, iterations: 0, threads }
+        Adam {
+            config,
+            slots,
+            iterations: 0,
+            threads,
+        }
     }
 
     /// Steps taken so far (Keras's `optimizer.iterations`).
@@ -67,7 +83,12 @@ impl Adam {
     /// One update from the gradients in `.grad()`.
     pub fn step(&mut self) {
         self.iterations += 1;
-        let AdamConfig { learning_rate, beta_1, beta_2, epsilon } = self.config;
+        let AdamConfig {
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+        } = self.config;
         let t = self.iterations as i32;
         let alpha = learning_rate * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
         let threads = self.threads;
@@ -117,7 +138,14 @@ const PARALLEL_MIN: usize = 1 << 16;
 /// # Safety
 /// `param`, `m`, `v` and `g` must be contiguous f32 CPU tensors of equal
 /// size; nothing else may read or write param, m or v during the call.
-unsafe fn update_cpu(param: &Tensor, m: &Tensor, v: &Tensor, g: &Tensor, c: StepConstants, threads: usize) {
+unsafe fn update_cpu(
+    param: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    c: StepConstants,
+    threads: usize,
+) {
     let n = param.numel();
     debug_assert!([m.numel(), v.numel(), g.numel()].iter().all(|&k| k == n));
     let p = std::slice::from_raw_parts_mut(param.data_ptr() as *mut f32, n);
@@ -155,7 +183,8 @@ mod tests {
         let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
         for (t, g) in grads.iter().enumerate() {
             let t = t as i32 + 1;
-            let alpha = c.learning_rate * (1.0 - c.beta_2.powi(t)).sqrt() / (1.0 - c.beta_1.powi(t));
+            let alpha =
+                c.learning_rate * (1.0 - c.beta_2.powi(t)).sqrt() / (1.0 - c.beta_1.powi(t));
             for i in 0..p.len() {
                 m[i] += (g[i] - m[i]) * (1.0 - c.beta_1);
                 v[i] += (g[i] * g[i] - v[i]) * (1.0 - c.beta_2);
@@ -169,10 +198,14 @@ mod tests {
         for n in [7usize, PARALLEL_MIN + 3] {
             tch::manual_seed(n as i64);
             let start = Tensor::randn([n as i64], (Kind::Float, Device::Cpu));
-            let grads: Vec<Tensor> =
-                (0..4).map(|_| Tensor::randn([n as i64], (Kind::Float, Device::Cpu)) * 1e-3).collect();
+            let grads: Vec<Tensor> = (0..4)
+                .map(|_| Tensor::randn([n as i64], (Kind::Float, Device::Cpu)) * 1e-3)
+                .collect();
             let param = start.copy().set_requires_grad(true);
-            let config = AdamConfig { learning_rate: 0.01, ..AdamConfig::default() };
+            let config = AdamConfig {
+                learning_rate: 0.01,
+                ..AdamConfig::default()
+            };
             let mut adam = Adam::new(vec![param.shallow_clone()], config, 2);
             for g in &grads {
                 adam.zero_grad();
@@ -183,9 +216,17 @@ mod tests {
             assert_eq!(adam.iterations(), 4);
             let to_f64 = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double)).unwrap();
             let mut expected = to_f64(&start);
-            keras_adam(&mut expected, &grads.iter().map(to_f64).collect::<Vec<_>>(), config);
+            keras_adam(
+                &mut expected,
+                &grads.iter().map(to_f64).collect::<Vec<_>>(),
+                config,
+            );
             let got = to_f64(&param.detach());
-            let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let worst = got
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             assert!(worst < 1e-6, "n = {n}: max deviation {worst}");
         }
     }

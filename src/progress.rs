@@ -65,7 +65,10 @@ fn per_step(elapsed: Duration, steps: u64) -> String {
 
 /// `name: value` pairs as Keras prints them: ` - accuracy: 0.8123 - loss: 0.4012`.
 pub fn format_metrics(metrics: &[(&str, f64)]) -> String {
-    metrics.iter().map(|(name, value)| format!(" - {name}: {value:.4}")).collect()
+    metrics
+        .iter()
+        .map(|(name, value)| format!(" - {name}: {value:.4}"))
+        .collect()
 }
 
 impl EpochProgress {
@@ -86,7 +89,13 @@ impl EpochProgress {
             );
             bar
         });
-        EpochProgress { verbosity, steps, started: Instant::now(), bar, last_draw: None }
+        EpochProgress {
+            verbosity,
+            steps,
+            started: Instant::now(),
+            bar,
+            last_draw: None,
+        }
     }
 
     /// After each training step; `metrics` gives the running means and is
@@ -95,7 +104,11 @@ impl EpochProgress {
         let Some(bar) = &self.bar else { return };
         let now = Instant::now();
         // Formatting every step would cost more than the step on fast paths.
-        if done < self.steps && self.last_draw.is_some_and(|t| now - t < Duration::from_millis(100)) {
+        if done < self.steps
+            && self
+                .last_draw
+                .is_some_and(|t| now - t < Duration::from_millis(100))
+        {
             return;
         }
         self.last_draw = Some(now);
@@ -113,7 +126,11 @@ impl EpochProgress {
     /// Ends the epoch with its summary: training and validation metrics.
     pub fn finish(self, metrics: &[(&str, f64)]) {
         let elapsed = self.started.elapsed();
-        let timing = format!("{} {}", keras_duration(elapsed.as_secs_f64()), per_step(elapsed, self.steps));
+        let timing = format!(
+            "{} {}",
+            keras_duration(elapsed.as_secs_f64()),
+            per_step(elapsed, self.steps)
+        );
         match (self.verbosity, self.bar) {
             (Verbosity::Silent, _) => {}
             (_, Some(bar)) => {
@@ -121,7 +138,12 @@ impl EpochProgress {
                 bar.finish_with_message(format!("{timing}{}", format_metrics(metrics)));
             }
             (_, None) => {
-                println!("{}/{} - {timing}{}", self.steps, self.steps, format_metrics(metrics));
+                println!(
+                    "{}/{} - {timing}{}",
+                    self.steps,
+                    self.steps,
+                    format_metrics(metrics)
+                );
                 let _ = std::io::stdout().flush();
             }
         }

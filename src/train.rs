@@ -40,9 +40,15 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         ensure!(self.epochs > 0, "--epochs must be at least 1");
         ensure!(self.batch_size > 0, "--batch-size must be at least 1");
-        ensure!(self.validation_batch_size > 0, "--validation-batch-size must be at least 1");
+        ensure!(
+            self.validation_batch_size > 0,
+            "--validation-batch-size must be at least 1"
+        );
         let lr = self.adam.learning_rate;
-        ensure!(lr > 0.0 && lr.is_finite(), "--learning-rate must be a positive number, got {lr}");
+        ensure!(
+            lr > 0.0 && lr.is_finite(),
+            "--learning-rate must be a positive number, got {lr}"
+        );
         Ok(())
     }
 }
@@ -62,7 +68,9 @@ impl SplitTensors {
                 .view([n, split.maxlen as i64])
                 .to_kind(Kind::Int64)
                 .to_device(device),
-            y: Tensor::from_slice(&split.y).to_kind(Kind::Float).to_device(device),
+            y: Tensor::from_slice(&split.y)
+                .to_kind(Kind::Float)
+                .to_device(device),
         }
     }
 
@@ -94,14 +102,22 @@ struct Totals {
 impl Totals {
     fn new(device: Device) -> Totals {
         let zero = || Tensor::zeros([], (Kind::Double, device));
-        Totals { loss: zero(), hits: zero(), samples: 0 }
+        Totals {
+            loss: zero(),
+            hits: zero(),
+            samples: 0,
+        }
     }
 
     /// Adds a batch: `mean_loss` is the batch mean, as the optimiser saw it.
     fn add(&mut self, logits: &Tensor, labels: &Tensor, mean_loss: &Tensor) {
         tch::no_grad(|| {
             let n = labels.size()[0];
-            let hits = logits.gt(0.0).to_kind(Kind::Float).eq_tensor(labels).sum(Kind::Double);
+            let hits = logits
+                .gt(0.0)
+                .to_kind(Kind::Float)
+                .eq_tensor(labels)
+                .sum(Kind::Double);
             self.loss += mean_loss.to_kind(Kind::Double) * n as f64;
             self.hits += hits;
             self.samples += n as usize;
@@ -227,7 +243,10 @@ impl HistoryCsv {
         "epoch,accuracy,loss,val_accuracy,val_loss,seconds,samples_per_second";
 
     pub fn new(path: &Path) -> HistoryCsv {
-        HistoryCsv { path: path.to_path_buf(), rows: Vec::new() }
+        HistoryCsv {
+            path: path.to_path_buf(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -243,7 +262,13 @@ impl HistoryCsv {
                 writeln!(
                     out,
                     "{},{},{},{},{},{:.3},{:.1}",
-                    r.epoch, r.accuracy, r.loss, r.val_accuracy, r.val_loss, r.seconds, r.samples_per_second
+                    r.epoch,
+                    r.accuracy,
+                    r.loss,
+                    r.val_accuracy,
+                    r.val_loss,
+                    r.seconds,
+                    r.samples_per_second
                 )?;
             }
             Ok(())

@@ -377,7 +377,7 @@ fn data_dir_that_is_a_file() {
 
 #[test]
 fn full_cache_folder() {
-    // The cache is written to `<name>.tmp<pid>` first; making that name a
+    // The cache is written to `<stem>.tmp<pid>.<ext>` first; making that name a
     // link to /dev/full makes every write fail with ENOSPC, like a full disk.
     let tmp = tempfile::tempdir().unwrap();
     let (source, _) = good_archive(tmp.path());
@@ -399,7 +399,8 @@ fn full_cache_folder() {
 
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let temp = data.join(format!("{cache_name}.tmp{}", std::process::id()));
+    let stem = cache_name.strip_suffix(".cache").unwrap();
+    let temp = data.join(format!("{stem}.tmp{}.cache", std::process::id()));
     std::os::unix::fs::symlink("/dev/full", &temp).unwrap();
     let err = format!("{:#}", load_dataset(&cfg(&data)).unwrap_err());
     assert_has(

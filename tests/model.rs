@@ -2,33 +2,57 @@
 use gru_imdb::model::{GruImpl, GruLayer, GruMasks, ModelConfig, SentimentModel};
 use tch::{nn, Device, Kind, Tensor};
 
+/// libtorch's generator is global to the process and tests run in
+/// parallel threads: every test that seeds it holds this lock.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 const B: i64 = 5;
 const T: i64 = 7;
 const D: i64 = 6;
 
 fn small_config(dropout: f64, recurrent_dropout: f64) -> ModelConfig {
-    ModelConfig { max_features: 50, embedding_dim: D as usize, units: 4, dropout, recurrent_dropout }
+    ModelConfig {
+        max_features: 50,
+        embedding_dim: D as usize,
+        units: 4,
+        dropout,
+        recurrent_dropout,
+    }
 }
 
 /// A model with non-zero biases, so that every parameter matters.
-fn small_model(config: ModelConfig, gru_impl: GruImpl, seed: i64) -> (nn::VarStore, SentimentModel) {
+fn small_model(
+    config: ModelConfig,
+    gru_impl: GruImpl,
+    seed: i64,
+) -> (nn::VarStore, SentimentModel) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = SentimentModel::new(&vs.root(), config, gru_impl, 2);
-    tch::no_grad(|| {
-        let _ = model.gru.bias.shallow_clone().copy_(&(Tensor::randn(model.gru.bias.size(), (Kind::Float, Device::Cpu)) * 0.3));
-    });
+    let random_bias = Tensor::randn(model.gru.bias.size(), (Kind::Float, Device::Cpu)) * 0.3;
+    tch::no_grad(|| model.gru.bias.shallow_clone().copy_(&random_bias));
     (vs, model)
 }
 
 fn no_masks() -> GruMasks {
-    GruMasks { input: None, recurrent: None }
+    GruMasks {
+        input: None,
+        recurrent: None,
+    }
 }
 
 /// Runs `forward` on an input that requires grad; returns the output and the
 /// gradients of a fixed random projection of it w.r.t. the input and the
 /// GRU parameters.
-fn output_and_grads(gru: &GruLayer, x: &Tensor, forward: impl Fn(&Tensor) -> Tensor) -> Vec<Tensor> {
+fn output_and_grads(
+    gru: &GruLayer,
+    x: &Tensor,
+    forward: impl Fn(&Tensor) -> Tensor,
+) -> Vec<Tensor> {
     for p in [&gru.kernel, &gru.recurrent_kernel, &gru.bias] {
         let mut p = p.shallow_clone();
         p.zero_grad();
@@ -38,15 +62,30 @@ fn output_and_grads(gru: &GruLayer, x: &Tensor, forward: impl Fn(&Tensor) -> Ten
     tch::manual_seed(99);
     let weights = Tensor::randn(out.size(), (Kind::Float, Device::Cpu));
     (&out * weights).sum(Kind::Float).backward();
-    vec![out.detach(), x.grad(), gru.kernel.grad(), gru.recurrent_kernel.grad(), gru.bias.grad()]
+    vec![
+        out.detach(),
+        x.grad(),
+        gru.kernel.grad(),
+        gru.recurrent_kernel.grad(),
+        gru.bias.grad(),
+    ]
 }
 
 fn assert_all_close(a: &[Tensor], b: &[Tensor], tol: f64) {
-    let names = ["output", "d_input", "d_kernel", "d_recurrent_kernel", "d_bias"];
+    let names = [
+        "output",
+        "d_input",
+        "d_kernel",
+        "d_recurrent_kernel",
+        "d_bias",
+    ];
     for ((a, b), name) in a.iter().zip(b).zip(names) {
         let diff = (a - b).abs().max().double_value(&[]);
         let scale = a.abs().max().double_value(&[]).max(1.0);
-        assert!(diff <= tol * scale, "{name}: max difference {diff} (scale {scale})");
+        assert!(
+            diff <= tol * scale,
+            "{name}: max difference {diff} (scale {scale})"
+        );
     }
 }
 
@@ -57,15 +96,19 @@ fn input(seed: i64) -> Tensor {
 
 #[test]
 fn op_by_op_and_fused_gru_agree_in_outputs_and_gradients() {
+    let _rng = lock_rng();
     let (_vs, model) = small_model(small_config(0.0, 0.0), GruImpl::OpByOp, 1);
     let x = input(2);
-    let op_by_op = output_and_grads(&model.gru, &x, |x| model.gru.forward_op_by_op(x, &no_masks()));
+    let op_by_op = output_and_grads(&model.gru, &x, |x| {
+        model.gru.forward_op_by_op(x, &no_masks())
+    });
     let fused = output_and_grads(&model.gru, &x, |x| model.gru.forward_fused(x, &no_masks()));
     assert_all_close(&op_by_op, &fused, 1e-5);
 }
 
 #[test]
 fn shared_input_mask_is_the_same_in_op_by_op_and_fused() {
+    let _rng = lock_rng();
     let (_vs, model) = small_model(small_config(0.5, 0.0), GruImpl::OpByOp, 3);
     let masks = model.gru.draw_masks(B, D, Device::Cpu);
     assert_eq!(masks.input.as_ref().map(Tensor::size), Some(vec![1, B, D]));
@@ -78,10 +121,13 @@ fn shared_input_mask_is_the_same_in_op_by_op_and_fused() {
 
 #[test]
 fn masks_are_drawn_per_gate_per_sample_and_scaled() {
+    let _rng = lock_rng();
     let (_vs, model) = small_model(small_config(0.25, 0.5), GruImpl::OpByOp, 5);
     let masks = model.gru.draw_masks(400, D, Device::Cpu);
     let input = masks.input.expect("dropout > 0 draws input masks");
-    let recurrent = masks.recurrent.expect("recurrent_dropout > 0 draws recurrent masks");
+    let recurrent = masks
+        .recurrent
+        .expect("recurrent_dropout > 0 draws recurrent masks");
     // No time axis: one row per sample, reused at every step.
     assert_eq!(input.size(), [3, 400, D]);
     assert_eq!(recurrent.size(), [3, 400, 4]);
@@ -89,9 +135,15 @@ fn masks_are_drawn_per_gate_per_sample_and_scaled() {
         let scaled = 1.0 / (1.0 - p);
         let is_zero = mask.eq(0.0);
         let is_scaled = (mask - scaled).abs().lt(1e-6);
-        assert!(bool::try_from(is_zero.logical_or(&is_scaled).all()).unwrap(), "values are 0 or 1/(1-p)");
+        assert!(
+            bool::try_from(is_zero.logical_or(&is_scaled).all()).unwrap(),
+            "values are 0 or 1/(1-p)"
+        );
         let kept = f64::try_from(is_scaled.to_kind(Kind::Float).mean(Kind::Float)).unwrap();
-        assert!((kept - (1.0 - p)).abs() < 0.05, "kept fraction {kept} for p {p}");
+        assert!(
+            (kept - (1.0 - p)).abs() < 0.05,
+            "kept fraction {kept} for p {p}"
+        );
         // Three independent masks, not one repeated.
         assert!(!bool::try_from(mask.get(0).eq_tensor(&mask.get(1)).all()).unwrap());
         assert!(!bool::try_from(mask.get(1).eq_tensor(&mask.get(2)).all()).unwrap());
@@ -107,10 +159,21 @@ fn reference_step(gru: &GruLayer, x: &Tensor, masks: &GruMasks) -> Tensor {
     let mut h = Tensor::zeros([b, u], (Kind::Float, Device::Cpu));
     for step in 0..t {
         let x_t = x.select(1, step);
-        let mx = |g: i64| masks.input.as_ref().map_or_else(|| x_t.shallow_clone(), |m| &x_t * m.get(g));
-        let mh = |g: i64| masks.recurrent.as_ref().map_or_else(|| h.shallow_clone(), |m| &h * m.get(g));
+        let mx = |g: i64| {
+            masks
+                .input
+                .as_ref()
+                .map_or_else(|| x_t.shallow_clone(), |m| &x_t * m.get(g))
+        };
+        let mh = |g: i64| {
+            masks
+                .recurrent
+                .as_ref()
+                .map_or_else(|| h.shallow_clone(), |m| &h * m.get(g))
+        };
         let pre = |g: i64| mx(g).matmul(&gate(&gru.kernel, g)) + gate(&gru.bias.get(0), g);
-        let rec = |g: i64| mh(g).matmul(&gate(&gru.recurrent_kernel, g)) + gate(&gru.bias.get(1), g);
+        let rec =
+            |g: i64| mh(g).matmul(&gate(&gru.recurrent_kernel, g)) + gate(&gru.bias.get(1), g);
         let z = (pre(0) + rec(0)).sigmoid();
         let r = (pre(1) + rec(1)).sigmoid();
         let hh = (pre(2) + r * rec(2)).tanh();
@@ -122,6 +185,7 @@ fn reference_step(gru: &GruLayer, x: &Tensor, masks: &GruMasks) -> Tensor {
 
 #[test]
 fn op_by_op_applies_three_input_and_three_recurrent_masks_and_carries_unmasked_state() {
+    let _rng = lock_rng();
     let (_vs, model) = small_model(small_config(0.3, 0.4), GruImpl::OpByOp, 6);
     let masks = model.gru.draw_masks(B, D, Device::Cpu);
     let x = input(7);
@@ -132,7 +196,12 @@ fn op_by_op_applies_three_input_and_three_recurrent_masks_and_carries_unmasked_s
 
 /// Logits and every parameter's gradient after one training step's
 /// backward, with masks drawn from `mask_seed`.
-fn training_step(model: &SentimentModel, vs: &nn::VarStore, ids: &Tensor, mask_seed: i64) -> Vec<Tensor> {
+fn training_step(
+    model: &SentimentModel,
+    vs: &nn::VarStore,
+    ids: &Tensor,
+    mask_seed: i64,
+) -> Vec<Tensor> {
     for (_, mut p) in vs.variables() {
         p.zero_grad();
     }
@@ -150,7 +219,9 @@ fn training_step(model: &SentimentModel, vs: &nn::VarStore, ids: &Tensor, mask_s
     forward.finish_backward(model);
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    std::iter::once(logits).chain(named.into_iter().map(|(_, p)| p.grad().copy())).collect()
+    std::iter::once(logits)
+        .chain(named.into_iter().map(|(_, p)| p.grad().copy()))
+        .collect()
 }
 
 fn assert_same(a: &[Tensor], b: &[Tensor], tol: f64) {
@@ -158,7 +229,10 @@ fn assert_same(a: &[Tensor], b: &[Tensor], tol: f64) {
     for (i, (a, b)) in a.iter().zip(b).enumerate() {
         let diff = (a - b).abs().max().double_value(&[]);
         let scale = a.abs().max().double_value(&[]).max(1e-3);
-        assert!(diff <= tol * scale, "tensor {i}: max difference {diff} (scale {scale})");
+        assert!(
+            diff <= tol * scale,
+            "tensor {i}: max difference {diff} (scale {scale})"
+        );
     }
 }
 
@@ -169,6 +243,7 @@ fn ids(seed: i64) -> Tensor {
 
 #[test]
 fn cpu_kernel_equals_op_by_op_in_logits_and_all_gradients_with_and_without_dropout() {
+    let _rng = lock_rng();
     for (dropout, recurrent_dropout) in [(0.0, 0.0), (0.3, 0.0), (0.0, 0.4), (0.3, 0.4)] {
         let config = small_config(dropout, recurrent_dropout);
         let (vs_k, kernel) = small_model(config, GruImpl::CpuKernel, 11);
@@ -183,15 +258,21 @@ fn cpu_kernel_equals_op_by_op_in_logits_and_all_gradients_with_and_without_dropo
 
 #[test]
 fn fused_equals_op_by_op_in_the_model_without_recurrent_dropout() {
+    let _rng = lock_rng();
     let config = small_config(0.3, 0.0);
     let (vs_f, fused) = small_model(config, GruImpl::Fused, 21);
     let (vs_o, op_by_op) = small_model(config, GruImpl::OpByOp, 21);
     let x = ids(22);
-    assert_same(&training_step(&fused, &vs_f, &x, 23), &training_step(&op_by_op, &vs_o, &x, 23), 1e-5);
+    assert_same(
+        &training_step(&fused, &vs_f, &x, 23),
+        &training_step(&op_by_op, &vs_o, &x, 23),
+        1e-5,
+    );
 }
 
 #[test]
 fn inference_drops_nothing_and_every_implementation_agrees() {
+    let _rng = lock_rng();
     let config = small_config(0.5, 0.5);
     let x = ids(31);
     let logits: Vec<Tensor> = [GruImpl::CpuKernel, GruImpl::OpByOp, GruImpl::Fused]
@@ -211,11 +292,15 @@ fn inference_drops_nothing_and_every_implementation_agrees() {
 
 #[test]
 fn training_forward_applies_dropout() {
+    let _rng = lock_rng();
     let (_vs, model) = small_model(small_config(0.5, 0.5), GruImpl::CpuKernel, 41);
     let x = ids(42);
     tch::manual_seed(1);
     let a = model.forward_train(&x).logits.detach();
     tch::manual_seed(2);
     let b = model.forward_train(&x).logits.detach();
-    assert!((a - b).abs().max().double_value(&[]) > 1e-4, "different masks give different outputs");
+    assert!(
+        (a - b).abs().max().double_value(&[]) > 1e-4,
+        "different masks give different outputs"
+    );
 }

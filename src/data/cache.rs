@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::atomic::write_atomically;
 use super::prepare::Prepared;
 use super::report::Stats;
 use super::{Dataset, Split, Vocabulary};
+use crate::atomic::write_atomically;
 
 const MAGIC: &[u8; 8] = b"GRUIMDB\0";
 /// Bump when tokenising, ranking, encoding or this layout changes: older

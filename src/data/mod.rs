@@ -1,7 +1,6 @@
 //! The IMDB data pipeline: download -> archive -> tokenise -> vocabulary ->
 //! encode -> pad -> cache. The contract is `keras-parity.md` section 1.
 mod archive;
-mod atomic;
 mod cache;
 mod download;
 mod npy;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{ensure, Result};
 
-use super::atomic::write_atomically;
+use crate::atomic::write_atomically;
 
 /// Writes `data` as a little-endian int32 (`<i4`), C-order array of `shape`,
 /// atomically.

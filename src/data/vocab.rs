@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::atomic::write_atomically;
 use super::tokenize::for_each_token;
+use crate::atomic::write_atomically;
 
 /// Keras `imdb.load_data` conventions: padding is 0 (see `pad`), every
 /// review starts with 1, any word out of vocabulary is 2, and the word of

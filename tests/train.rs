@@ -1,0 +1,301 @@
+//! End to end through the binary: a tiny training run on a generated
+//! dataset, its history and run folder, reproducibility, predict and
+//! evaluate on what it saved, and the refusal of bad flags.
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{run_cli, sha256_hex, synthetic_reviews, write_synthetic_imdb_archive};
+use gru_imdb::train::HistoryCsv;
+
+const REVIEWS_PER_FOLDER: usize = 80;
+const ARCHIVE_SEED: u64 = 7;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    archive: PathBuf,
+    sha256: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().to_path_buf();
+    let archive = root.join("aclImdb_v1.tar.gz");
+    write_synthetic_imdb_archive(&archive, REVIEWS_PER_FOLDER, ARCHIVE_SEED);
+    let sha256 = sha256_hex(&archive);
+    Fixture {
+        _dir: dir,
+        root,
+        archive,
+        sha256,
+    }
+}
+
+impl Fixture {
+    fn data_flags(&self) -> Vec<String> {
+        [
+            "--data-url",
+            self.archive.to_str().unwrap(),
+            "--data-sha256",
+            &self.sha256,
+            "--data-dir",
+            self.root.join("data").to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// Trains a small model for `epochs` into `run`; returns stdout.
+    fn train(&self, run: &str, epochs: usize, extra: &[&str]) -> String {
+        let run_dir = self.root.join(run);
+        let mut args: Vec<String> = self.data_flags();
+        args.extend(
+            [
+                "--epochs",
+                &epochs.to_string(),
+                "--run-dir",
+                run_dir.to_str().unwrap(),
+                "--max-features",
+                "200",
+                "--maxlen",
+                "40",
+                "--embedding-dim",
+                "16",
+                "--units",
+                "8",
+                "--batch-size",
+                "16",
+                "--learning-rate",
+                "0.01",
+                "--seed",
+                "3",
+                "--verbose",
+                "2",
+            ]
+            .map(String::from),
+        );
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = run_cli(&args);
+        assert_eq!(code, Some(0), "training failed:\n{stdout}\n{stderr}");
+        stdout
+    }
+}
+
+struct HistoryRow {
+    fields: Vec<String>,
+}
+
+impl HistoryRow {
+    fn get(&self, column: usize) -> f64 {
+        self.fields[column].parse().expect("a number")
+    }
+}
+
+fn read_history(path: &Path) -> (String, Vec<HistoryRow>) {
+    let text = std::fs::read_to_string(path).expect("history.csv");
+    let mut lines = text.lines();
+    let header = lines.next().expect("a header").to_owned();
+    let rows = lines
+        .map(|l| HistoryRow {
+            fields: l.split(',').map(String::from).collect(),
+        })
+        .collect();
+    (header, rows)
+}
+
+fn printed(stdout: &str, prefix: &str) -> f64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' line in:\n{stdout}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() {
+    let f = fixture();
+    let stdout = f.train("run", 4, &[]);
+    let run = f.root.join("run");
+
+    // History: Keras CSVLogger's columns first, one row per epoch from 0.
+    let (header, rows) = read_history(&run.join("history.csv"));
+    assert_eq!(header, HistoryCsv::HEADER);
+    assert!(header.starts_with("epoch,accuracy,loss,val_accuracy,val_loss"));
+    assert_eq!(rows.len(), 4);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.fields.len(), 7);
+        assert_eq!(row.fields[0], i.to_string());
+    }
+    let (first_loss, last_loss) = (rows[0].get(2), rows[3].get(2));
+    assert!(
+        last_loss < first_loss * 0.8,
+        "loss goes down: {first_loss} -> {last_loss}"
+    );
+    let val_accuracy = rows[3].get(3);
+    assert!(
+        val_accuracy > 0.75,
+        "the synthetic sentiment words are learnt: {val_accuracy}"
+    );
+
+    // The final evaluation is printed and equals the last validation.
+    let test_accuracy = printed(&stdout, "Test accuracy: ");
+    assert!((test_accuracy - val_accuracy).abs() < 1e-4);
+
+    // The run folder holds everything predict needs, and nothing half-written.
+    let mut files: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "config.json",
+            "history.csv",
+            "model.safetensors",
+            "vocab.txt"
+        ]
+    );
+
+    // predict on the test reviews' texts agrees with the evaluation.
+    let test_reviews: Vec<(String, bool)> = synthetic_reviews(REVIEWS_PER_FOLDER, ARCHIVE_SEED)
+        .into_iter()
+        .filter(|(split, ..)| split == "test")
+        .map(|(_, label, _, text)| (String::from_utf8(text).unwrap(), label == "pos"))
+        .collect();
+    let texts_file = f.root.join("texts.txt");
+    let texts: Vec<&str> = test_reviews.iter().map(|(t, _)| t.as_str()).collect();
+    std::fs::write(&texts_file, texts.join("\n")).unwrap();
+    let (code, out, err) = run_cli(&[
+        "predict",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--file",
+        texts_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), test_reviews.len());
+    let mut hits = 0;
+    for (line, (text, positive)) in lines.iter().zip(&test_reviews) {
+        let mut fields = line.splitn(3, '\t');
+        let p: f64 = fields.next().unwrap().parse().unwrap();
+        let label = fields.next().unwrap();
+        assert_eq!(fields.next(), Some(text.as_str()));
+        assert_eq!(label, if p > 0.5 { "positive" } else { "negative" });
+        hits += usize::from((p > 0.5) == *positive);
+    }
+    let predict_accuracy = hits as f64 / test_reviews.len() as f64;
+    assert!(
+        (predict_accuracy - test_accuracy).abs() < 1e-4,
+        "{predict_accuracy} vs {test_accuracy}"
+    );
+
+    // evaluate reloads the run and gets the same accuracy at any batch size.
+    let json = f.root.join("eval.json");
+    let mut args = vec![
+        "evaluate".to_owned(),
+        "--run-dir".into(),
+        run.to_str().unwrap().into(),
+    ];
+    args.extend(f.data_flags());
+    args.extend(
+        [
+            "--batch-size",
+            "7,64",
+            "--repeats",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = run_cli(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for figure in figures.as_array().unwrap() {
+        let accuracy = figure["accuracy"].as_f64().unwrap();
+        assert!((accuracy - test_accuracy).abs() < 1e-4, "{figure}");
+    }
+}
+
+#[test]
+fn the_same_seed_writes_the_same_history() {
+    let f = fixture();
+    f.train("a", 2, &[]);
+    f.train("b", 2, &[]);
+    let (_, a) = read_history(&f.root.join("a/history.csv"));
+    let (_, b) = read_history(&f.root.join("b/history.csv"));
+    for (a, b) in a.iter().zip(&b) {
+        // Everything but the timings.
+        assert_eq!(a.fields[..5], b.fields[..5]);
+    }
+}
+
+#[test]
+fn history_flag_moves_the_csv() {
+    let f = fixture();
+    let history = f.root.join("elsewhere.csv");
+    f.train("run", 1, &["--history", history.to_str().unwrap()]);
+    let (header, rows) = read_history(&history);
+    assert_eq!(header, HistoryCsv::HEADER);
+    assert_eq!(rows.len(), 1);
+    assert!(!f.root.join("run/history.csv").exists());
+}
+
+#[test]
+fn out_of_range_flags_are_refused_with_a_message_naming_the_flag() {
+    let f = fixture();
+    for (flag, value) in [
+        ("--dropout", "1.5"),
+        ("--recurrent-dropout", "-0.1"),
+        ("--units", "0"),
+        ("--maxlen", "0"),
+        ("--epochs", "0"),
+        ("--batch-size", "0"),
+        ("--embedding-dim", "0"),
+        ("--learning-rate", "0"),
+        ("--threads", "0"),
+        ("--device", "tpu"),
+        ("--verbose", "3"),
+    ] {
+        let mut args = f.data_flags();
+        args.extend([
+            flag.to_owned(),
+            value.to_owned(),
+            "--run-dir".into(),
+            f.root.join("bad").to_str().unwrap().into(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, stderr) = run_cli(&args);
+        assert!(
+            matches!(code, Some(c) if c != 0),
+            "{flag} {value} was accepted"
+        );
+        assert!(
+            stderr.contains(flag),
+            "{flag} {value}: the message names the flag:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn predict_without_a_run_folder_says_so() {
+    let f = fixture();
+    let missing = f.root.join("no-such-run");
+    let (code, _, stderr) = run_cli(&[
+        "predict",
+        "--run-dir",
+        missing.to_str().unwrap(),
+        "a review",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("config.json"), "{stderr}");
+}
