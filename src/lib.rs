@@ -5,6 +5,7 @@
 //! model (its GRU on the CPU is the fused kernel of `gru_cpu`); `train` fits
 //! and evaluates it; `run` is a whole training run and its run folder.
 pub mod atomic;
+pub mod cuda;
 pub mod data;
 pub mod gru_cpu;
 pub mod model;

@@ -165,48 +165,37 @@ impl GruLayer {
     /// h  = z * h + (1 - z) * hh
     /// ```
     ///
-    /// Masked copies of x and h feed only the products; the carried h is unmasked.
+    /// Masked copies of x and h feed only the products; the carried h is
+    /// unmasked. The three gates are stacked on a leading axis so that a step
+    /// is a handful of ops (each op is a kernel launch on a GPU).
     pub fn forward_op_by_op(&self, x: &Tensor, masks: &GruMasks) -> Tensor {
-        let (b, t, _) = x.size3().expect("GRU input must be [B, T, D]");
-        let h_units = self.units;
-        let input_bias = self.bias.get(0);
-        let recurrent_bias = self.bias.get(1);
-        // Input projections of all steps at once: [B, T, 3H].
-        let xp = match &masks.input {
-            None => x.matmul(&self.kernel) + &input_bias,
-            Some(m) if m.size()[0] == 1 => {
-                (x * m.get(0).unsqueeze(1)).matmul(&self.kernel) + &input_bias
-            }
-            Some(m) => {
-                let projected: Vec<Tensor> = (0..3)
-                    .map(|g| {
-                        (x * m.get(g).unsqueeze(1)).matmul(&Self::gate(&self.kernel, g, h_units))
-                            + Self::gate(&input_bias, g, h_units)
-                    })
-                    .collect();
-                Tensor::cat(&projected, -1)
-            }
+        let (b, t, d) = x.size3().expect("GRU input must be [B, T, D]");
+        let u = self.units;
+        let kernel = self.kernel.view([d, 3, u]).permute([1, 0, 2]); // [3, D, H]
+        let recurrent_kernel = self.recurrent_kernel.view([u, 3, u]).permute([1, 0, 2]); // [3, H, H]
+        let input_bias = self.bias.get(0).view([3, 1, u]);
+        let recurrent_bias = self.bias.get(1).view([3, 1, u]);
+        // Input projections of all steps at once, per gate: [3, B, T, H].
+        let x_in = match &masks.input {
+            None => x.unsqueeze(0),
+            Some(m) => x.unsqueeze(0) * m.unsqueeze(2), // [1 or 3, B, T, D]
         };
-        debug_assert_eq!(xp.size(), [b, t, 3 * h_units]);
-        let mut h = Tensor::zeros([b, h_units], (Kind::Float, x.device()));
+        let gates_in = x_in.size()[0];
+        let xp =
+            (x_in.reshape([gates_in, b * t, d]).matmul(&kernel) + input_bias).view([3, b, t, u]);
+        let mut h = Tensor::zeros([b, u], (Kind::Float, x.device()));
         for step in 0..t {
-            let x_t = xp.select(1, step);
-            let rec = match &masks.recurrent {
-                None => h.matmul(&self.recurrent_kernel) + &recurrent_bias,
-                Some(m) => {
-                    let parts: Vec<Tensor> = (0..3)
-                        .map(|g| {
-                            (&h * m.get(g)).matmul(&Self::gate(&self.recurrent_kernel, g, h_units))
-                                + Self::gate(&recurrent_bias, g, h_units)
-                        })
-                        .collect();
-                    Tensor::cat(&parts, -1)
-                }
+            let x_t = xp.select(2, step); // [3, B, H]
+            let h_in = match &masks.recurrent {
+                None => h.unsqueeze(0).expand([3, b, u], false),
+                Some(m) => h.unsqueeze(0) * m,
             };
-            let z = (Self::gate(&x_t, 0, h_units) + Self::gate(&rec, 0, h_units)).sigmoid();
-            let r = (Self::gate(&x_t, 1, h_units) + Self::gate(&rec, 1, h_units)).sigmoid();
-            let hh = (Self::gate(&x_t, 2, h_units) + r * Self::gate(&rec, 2, h_units)).tanh();
-            h = &z * &h + (1.0 - &z) * hh;
+            let rec = recurrent_bias.baddbmm(&h_in, &recurrent_kernel, 1.0, 1.0); // [3, B, H]
+            let zr = (x_t.narrow(0, 0, 2) + rec.narrow(0, 0, 2)).sigmoid();
+            let (z, r) = (zr.get(0), zr.get(1));
+            let hh = (x_t.get(2) + r * rec.get(2)).tanh();
+            // z * h + (1 - z) * hh, in three ops instead of four.
+            h = &hh + z * (&h - &hh);
         }
         h
     }
@@ -214,7 +203,7 @@ impl GruLayer {
     /// libtorch's fused GRU (cuDNN on CUDA) on the same parameters, gates
     /// reordered from Keras's z | r | h to libtorch's r | z | n. It has no
     /// recurrent dropout, so it takes at most one shared input mask.
-    pub fn forward_fused(&self, x: &Tensor, masks: &GruMasks) -> Tensor {
+    pub fn forward_fused(&self, x: &Tensor, masks: &GruMasks, train: bool) -> Tensor {
         assert!(
             masks.recurrent.is_none(),
             "the fused GRU has no recurrent dropout"
@@ -237,14 +226,32 @@ impl GruLayer {
                 -1,
             )
         };
-        let params = [
-            to_torch(&self.kernel).tr().contiguous(),
-            to_torch(&self.recurrent_kernel).tr().contiguous(),
+        // cuDNN wants all weights as views of one buffer in its order (w_ih,
+        // w_hh, b_ih, b_hh); otherwise it copies them at every call, with a
+        // warning.
+        let w_ih = to_torch(&self.kernel).tr(); // [3H, D]
+        let w_hh = to_torch(&self.recurrent_kernel).tr(); // [3H, H]
+        let parts = [
+            w_ih.reshape([-1]),
+            w_hh.reshape([-1]),
             to_torch(&self.bias.get(0)),
             to_torch(&self.bias.get(1)),
         ];
+        let flat = Tensor::cat(&parts, 0);
+        let mut offset = 0;
+        let params: Vec<Tensor> = [w_ih.size(), w_hh.size(), vec![3 * u], vec![3 * u]]
+            .iter()
+            .map(|shape| {
+                let n: i64 = shape.iter().product();
+                let view = flat.narrow(0, offset, n).view(shape.as_slice());
+                offset += n;
+                view
+            })
+            .collect();
         let h0 = Tensor::zeros([1, x.size()[0], u], (Kind::Float, x.device()));
-        let (_, h_n) = x.gru(&h0, &params, true, 1, 0.0, false, false, true);
+        // `train` only tells cuDNN to keep what its backward needs; the
+        // dropout argument (between stacked layers) is 0.
+        let (_, h_n) = x.gru(&h0, &params, true, 1, 0.0, train, false, true);
         h_n.squeeze_dim(0)
     }
 
@@ -402,7 +409,7 @@ impl SentimentModel {
                 kernel_pass: None,
             },
             GruImpl::Fused | GruImpl::Auto => TrainForward {
-                logits: self.dense(&self.gru.forward_fused(&embedded, &masks)),
+                logits: self.dense(&self.gru.forward_fused(&embedded, &masks, true)),
                 kernel_pass: None,
             },
         }
@@ -545,7 +552,7 @@ impl Inference<'_> {
                     Tensor::from_slice(&h_last).view([b, model.gru.units])
                 }
                 (None, GruImpl::OpByOp) => model.gru.forward_op_by_op(&model.embed(ids), &no_masks),
-                (None, _) => model.gru.forward_fused(&model.embed(ids), &no_masks),
+                (None, _) => model.gru.forward_fused(&model.embed(ids), &no_masks, false),
             };
             model.dense(&h_last)
         })

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::atomic::{replace_atomically, write_atomically};
+use crate::cuda;
 use crate::data::{self, DataConfig, Vocabulary};
 use crate::model::{GruImpl, ModelConfig, SentimentModel};
 use crate::optim::Adam;
@@ -48,11 +49,14 @@ impl FromStr for DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// The device to run on; loads libtorch's CUDA backend when the choice
+    /// may use a GPU (see `cuda`).
     pub fn resolve(self) -> Result<Device> {
         match self {
-            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
-            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Auto if cuda::try_load() => Ok(Device::cuda_if_available()),
+            DeviceChoice::Auto | DeviceChoice::Cpu => Ok(Device::Cpu),
             DeviceChoice::Cuda(n) => {
+                cuda::load().with_context(|| format!("--device cuda:{n}"))?;
                 let count = tch::Cuda::device_count() as usize;
                 if n >= count {
                     bail!("--device cuda:{n}: this machine has {count} CUDA device(s) visible to libtorch");

@@ -102,7 +102,9 @@ fn op_by_op_and_fused_gru_agree_in_outputs_and_gradients() {
     let op_by_op = output_and_grads(&model.gru, &x, |x| {
         model.gru.forward_op_by_op(x, &no_masks())
     });
-    let fused = output_and_grads(&model.gru, &x, |x| model.gru.forward_fused(x, &no_masks()));
+    let fused = output_and_grads(&model.gru, &x, |x| {
+        model.gru.forward_fused(x, &no_masks(), true)
+    });
     assert_all_close(&op_by_op, &fused, 1e-5);
 }
 
@@ -115,7 +117,7 @@ fn shared_input_mask_is_the_same_in_op_by_op_and_fused() {
     assert!(masks.recurrent.is_none());
     let x = input(4);
     let op_by_op = output_and_grads(&model.gru, &x, |x| model.gru.forward_op_by_op(x, &masks));
-    let fused = output_and_grads(&model.gru, &x, |x| model.gru.forward_fused(x, &masks));
+    let fused = output_and_grads(&model.gru, &x, |x| model.gru.forward_fused(x, &masks, true));
     assert_all_close(&op_by_op, &fused, 1e-5);
 }
 
