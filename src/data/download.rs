@@ -313,7 +313,9 @@ enum Check {
 /// Checks a file's size (if known) and sha256 (if known); the sha256 is
 /// returned either way, since it keys the cache.
 fn check(path: &Path, size: Option<u64>, expected: Option<&str>) -> Result<Check> {
-    let len = fs::metadata(path)?.len();
+    let len = fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
     if let Some(size) = size.filter(|&s| s != len) {
         return Ok(Check::Bad(format!(
             "size mismatch: {len} bytes, expected {size}"

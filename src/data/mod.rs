@@ -46,7 +46,8 @@ pub struct DataConfig {
     pub max_features: usize,
     /// Keras `pad_sequences(maxlen)`.
     pub maxlen: usize,
-    /// Show progress bars and messages.
+    /// Show a download progress bar when stderr is a terminal (plain
+    /// one-line messages are printed either way).
     pub progress: bool,
 }
 

@@ -59,7 +59,7 @@ pub fn write_tar_gz(
     fill: impl FnOnce(&mut tar::Builder<GzEncoder<File>>) -> io::Result<()>,
 ) {
     let file = File::create(path).expect("create archive");
-    let mut tar = tar::Builder::new(GzEncoder::new(file, Compression::fast()));
+    let mut tar = tar::Builder::new(GzEncoder::new(file, Compression::default()));
     fill(&mut tar).expect("write tar entries");
     tar.into_inner()
         .and_then(|gz| gz.finish())
