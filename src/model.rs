@@ -317,16 +317,17 @@ pub struct SentimentModel {
 
 /// What a training forward leaves for the backward pass: logits, and for the
 /// CPU kernel the tape of the recurrence. The kernel is opaque to autograd,
-/// so the graph stops at the last GRU state (a leaf); after `loss.backward()`
-/// has reached it, [`TrainForward::finish_backward`] runs the kernel's
-/// backward through time and pushes its gradients on into autograd.
+/// so the graph of the loss starts at the last GRU state (a leaf);
+/// [`TrainForward::backward`] takes autograd's gradient there through the
+/// kernel's backward in time and on to the embedding rows.
 pub struct TrainForward {
     pub logits: Tensor,
     kernel_pass: Option<KernelPass>,
 }
 
 struct KernelPass {
-    /// The embedding lookup's output, still attached to the graph.
+    ids: Tensor,
+    /// The looked-up vectors `[B, T, D]`, outside any graph.
     embedded: Tensor,
     h_last: Tensor,
     tape: gru_cpu::Tape,
@@ -363,6 +364,22 @@ impl SentimentModel {
         }
     }
 
+    /// The trainable tensors, in the order of [`TrainForward::backward`]'s
+    /// gradients.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        [
+            &self.embeddings,
+            &self.gru.kernel,
+            &self.gru.recurrent_kernel,
+            &self.gru.bias,
+            &self.dense_kernel,
+            &self.dense_bias,
+        ]
+        .into_iter()
+        .map(Tensor::shallow_clone)
+        .collect()
+    }
+
     /// The implementation that runs for this device and config.
     pub fn resolved_gru_impl(&self, train: bool) -> GruImpl {
         let recurrent_dropout = train && self.config.recurrent_dropout > 0.0;
@@ -387,7 +404,12 @@ impl SentimentModel {
     /// masks drawn from libtorch's generator. Call `loss.backward()` and then
     /// [`TrainForward::finish_backward`].
     pub fn forward_train(&self, ids: &Tensor) -> TrainForward {
-        let embedded = self.embed(ids);
+        let kernel = self.resolved_gru_impl(true) == GruImpl::CpuKernel;
+        let embedded = if kernel {
+            tch::no_grad(|| self.embed(ids))
+        } else {
+            self.embed(ids)
+        };
         let (b, _, d) = embedded.size3().expect("ids must be [B, T]");
         let masks = self.gru.draw_masks(b, d, self.device);
         match self.resolved_gru_impl(true) {
@@ -398,6 +420,7 @@ impl SentimentModel {
                 TrainForward {
                     logits: self.dense(&h_last),
                     kernel_pass: Some(KernelPass {
+                        ids: ids.shallow_clone(),
                         embedded,
                         h_last,
                         tape,
@@ -465,16 +488,21 @@ impl SentimentModel {
 }
 
 impl TrainForward {
-    /// After `loss.backward()`: runs the CPU kernel's backward through time
-    /// from the gradient that reached the last state, and hands its results
-    /// to autograd (embedding gradient through the embedding lookup, GRU
-    /// parameter gradients accumulated into `.grad`). A no-op for the
-    /// autograd implementations.
-    pub fn finish_backward(self, model: &SentimentModel) {
+    /// The gradient of `loss` with respect to each of
+    /// [`SentimentModel::parameters`], in that order. Returned rather than
+    /// accumulated into `.grad`, so no step spends time zeroing and adding
+    /// into the 1.3M-entry embedding gradient.
+    pub fn backward(self, model: &SentimentModel, loss: &Tensor) -> Vec<Tensor> {
         let Some(mut pass) = self.kernel_pass else {
-            return;
+            return Tensor::run_backward(&[loss], &model.parameters(), false, false);
         };
-        let d_h_last = pass.h_last.grad().contiguous();
+        let mut dense = Tensor::run_backward(
+            &[loss],
+            &[&model.dense_kernel, &model.dense_bias, &pass.h_last],
+            false,
+            false,
+        );
+        let d_h_last = dense.pop().expect("three gradients").contiguous();
         let (b, t, d) = pass.embedded.size3().expect("embedded is [B, T, D]");
         // SAFETY: as in `kernel_forward`; the tape belongs to this pass.
         let grads = unsafe {
@@ -487,10 +515,16 @@ impl TrainForward {
                 model.threads,
             )
         };
+        model.spare_tape.replace(Some(pass.tape));
         let from = |v: &[f32], shape: &[i64]| Tensor::from_slice(v).view(shape);
-        // A surrogate whose gradient w.r.t. each input is the kernel's
-        // gradient: sum(param * grad) with grad constant.
         let h = model.gru.units;
+        // What the embedding lookup's backward does: sum each position's
+        // gradient into its token's row.
+        let d_embeddings = model.embeddings.zeros_like().index_add_(
+            0,
+            &pass.ids.reshape([-1]),
+            &from(&grads.d_x, &[b * t, d]),
+        );
         let d_bias = Tensor::cat(
             &[
                 from(&grads.d_bias, &[1, 3 * h]),
@@ -498,18 +532,17 @@ impl TrainForward {
             ],
             0,
         );
-        let surrogate = (&pass.embedded * from(&grads.d_x, &[b, t, d])).sum(Kind::Float)
-            + (&model.gru.kernel * from(&grads.d_kernel, &model.gru.kernel.size()))
-                .sum(Kind::Float)
-            + (&model.gru.recurrent_kernel
-                * from(
-                    &grads.d_recurrent_kernel,
-                    &model.gru.recurrent_kernel.size(),
-                ))
-            .sum(Kind::Float)
-            + (&model.gru.bias * d_bias).sum(Kind::Float);
-        surrogate.backward();
-        model.spare_tape.replace(Some(pass.tape));
+        vec![
+            d_embeddings,
+            from(&grads.d_kernel, &model.gru.kernel.size()),
+            from(
+                &grads.d_recurrent_kernel,
+                &model.gru.recurrent_kernel.size(),
+            ),
+            d_bias,
+            dense.remove(0),
+            dense.remove(0),
+        ]
     }
 }
 

@@ -74,14 +74,9 @@ impl Adam {
         self.iterations
     }
 
-    pub fn zero_grad(&mut self) {
-        for slot in &mut self.slots {
-            slot.param.zero_grad();
-        }
-    }
-
-    /// One update from the gradients in `.grad()`.
-    pub fn step(&mut self) {
+    /// One update with `grads`, one per parameter in the order given to `new`.
+    pub fn step(&mut self, grads: &[Tensor]) {
+        assert_eq!(grads.len(), self.slots.len(), "one gradient per parameter");
         self.iterations += 1;
         let AdamConfig {
             learning_rate,
@@ -93,11 +88,8 @@ impl Adam {
         let alpha = learning_rate * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
         let threads = self.threads;
         tch::no_grad(|| {
-            for Slot { param, m, v } in &mut self.slots {
-                let g = param.grad();
-                if !g.defined() {
-                    continue;
-                }
+            for (Slot { param, m, v }, g) in self.slots.iter_mut().zip(grads) {
+                let g = g.contiguous();
                 if param.device() == Device::Cpu && g.is_contiguous() && g.kind() == Kind::Float {
                     // SAFETY: param, m and v are contiguous f32 CPU tensors
                     // of the same size that only this optimiser writes, and
@@ -201,17 +193,14 @@ mod tests {
             let grads: Vec<Tensor> = (0..4)
                 .map(|_| Tensor::randn([n as i64], (Kind::Float, Device::Cpu)) * 1e-3)
                 .collect();
-            let param = start.copy().set_requires_grad(true);
+            let param = start.copy();
             let config = AdamConfig {
                 learning_rate: 0.01,
                 ..AdamConfig::default()
             };
             let mut adam = Adam::new(vec![param.shallow_clone()], config, 2);
             for g in &grads {
-                adam.zero_grad();
-                // d/dparam of sum(param * g) is g.
-                (&param * g).sum(Kind::Float).backward();
-                adam.step();
+                adam.step(&[g.shallow_clone()]);
             }
             assert_eq!(adam.iterations(), 4);
             let to_f64 = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double)).unwrap();

@@ -225,7 +225,7 @@ pub fn train_command(opts: &TrainOptions) -> Result<()> {
 
     let train_data = SplitTensors::new(&dataset.train, device);
     let test_data = SplitTensors::new(&dataset.test, device);
-    let mut optimizer = Adam::new(vs.trainable_variables(), opts.train.adam, opts.threads);
+    let mut optimizer = Adam::new(model.parameters(), opts.train.adam, opts.threads);
     let mut history = HistoryCsv::new(&history_path);
     let weights_path = run_dir.join(WEIGHTS_FILE);
     train::fit(

@@ -196,11 +196,8 @@ pub fn fit(
             let (x, y) = (train.x.index_select(0, &idx), train.y.index_select(0, &idx));
             let forward = model.forward_train(&x);
             let loss = bce_with_logits(&forward.logits, &y);
-            optimizer.zero_grad();
-            loss.backward();
             totals.add(&forward.logits, &y, &loss);
-            forward.finish_backward(model);
-            optimizer.step();
+            optimizer.step(&forward.backward(model, &loss));
             progress.step(step as u64 + 1, || {
                 let running = totals.means();
                 vec![("accuracy", running.accuracy), ("loss", running.loss)]
