@@ -401,9 +401,10 @@ impl SentimentModel {
     }
 
     /// Training-mode forward of a batch of ids `[B, T]` (int64): dropout on,
-    /// masks drawn from libtorch's generator. Call `loss.backward()` and then
-    /// [`TrainForward::finish_backward`].
+    /// masks drawn from libtorch's generator. The gradients of a loss of its
+    /// logits come from [`TrainForward::backward`].
     pub fn forward_train(&self, ids: &Tensor) -> TrainForward {
+        // The kernel path computes the embedding gradient itself.
         let kernel = self.resolved_gru_impl(true) == GruImpl::CpuKernel;
         let embedded = if kernel {
             tch::no_grad(|| self.embed(ids))
