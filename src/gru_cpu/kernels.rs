@@ -220,10 +220,15 @@ unsafe fn tile<S: Simd, const R: usize, const V: usize>(g: &RawGemm, i0: usize, 
                 gate_stride,
                 gate_width,
             } => {
+                // The gate of each column vector, hoisted out of the row
+                // loop (an integer division costs as much as many FMAs).
+                let mut sp = [s; V];
+                for (v, p) in sp.iter_mut().enumerate() {
+                    *p = s.add((j0 + v * S::LANES) / gate_width * gate_stride + i0);
+                }
                 for (i, row) in acc.iter().enumerate() {
                     for (v, &a) in row.iter().enumerate() {
-                        let gate = (j0 + v * S::LANES) / gate_width;
-                        let sv = S::splat(*s.add(gate * gate_stride + i0 + i));
+                        let sv = S::splat(*sp[v].add(i));
                         let cp = c0.add(i * g.ldc + v * S::LANES);
                         S::store(cp, S::fma(sv, a, S::load(cp)));
                     }

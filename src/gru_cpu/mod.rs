@@ -103,9 +103,15 @@ pub struct Tape {
     /// pre-activation gradients.
     d_a: Vec<f32>,
     d_r: Vec<f32>,
+    /// Per-chunk parameter gradients `[chunks, dW | dU | db | db']`.
+    partials: Vec<f32>,
+    grads: Gradients,
 }
 
 /// Gradients of the loss, in the layouts of the inputs they belong to.
+/// [`backward`] writes them into buffers the [`Tape`] keeps (no allocation
+/// or page faults per training step) and lends them out.
+#[derive(Clone, Default)]
 pub struct Gradients {
     /// `[B, T, D]`, of the (unmasked) inputs.
     pub d_x: Vec<f32>,
@@ -727,26 +733,26 @@ fn forward_impl(
 /// Backward pass through time for the batch that the last [`forward`]
 /// with this `tape` computed: `x` must be that call's input `[B, T, D]` (it
 /// is not copied into the tape), `d_h_last [B, H]` the gradient of the loss
-/// with respect to its output. Returns every gradient; `threads` as in
-/// [`forward`].
-pub fn backward(
+/// with respect to its output. Returns every gradient, borrowed from the
+/// tape until its next use; `threads` as in [`forward`].
+pub fn backward<'t>(
     w: &GruWeights,
     x: &[f32],
-    tape: &mut Tape,
+    tape: &'t mut Tape,
     d_h_last: &[f32],
     threads: usize,
-) -> Gradients {
+) -> &'t Gradients {
     backward_impl(kernels::detect(), w, x, tape, d_h_last, threads)
 }
 
-fn backward_impl(
+fn backward_impl<'t>(
     kern: &Kernels,
     w: &GruWeights,
     x: &[f32],
-    tape: &mut Tape,
+    tape: &'t mut Tape,
     d_h_last: &[f32],
     threads: usize,
-) -> Gradients {
+) -> &'t Gradients {
     w.check();
     assert!(
         tape.filled,
@@ -789,8 +795,10 @@ fn backward_impl(
     let (dw_len, du_len) = (d * g3, h * g3);
     // Per chunk: [dW | dU | db | db'], summed over chunks at the end.
     let part_len = dw_len + du_len + 2 * g3;
-    let mut partials = vec![0.0; n_chunks * part_len];
-    let mut d_x = vec![0.0; batch * steps * d];
+    tape.partials.clear();
+    tape.partials.resize(n_chunks.max(1) * part_len, 0.0);
+    // Fully overwritten below: resizing keeps old values, no zeroing pass.
+    tape.grads.d_x.resize(batch * steps * d, 0.0);
     tape.d_a.resize(batch * steps * g3, 0.0);
     tape.d_r.resize(batch * steps * g3, 0.0);
     let Tape {
@@ -801,12 +809,14 @@ fn backward_impl(
         input_mask_gates,
         ref mut d_a,
         ref mut d_r,
+        ref mut partials,
+        ref mut grads,
         ..
     } = *tape;
     let das = split_rows(d_a, steps * g3, &ranges);
     let drs = split_rows(d_r, steps * g3, &ranges);
-    let dxs = split_rows(&mut d_x, steps * d, &ranges);
-    let parts = split_rows(&mut partials, part_len, &chunk_ranges);
+    let dxs = split_rows(&mut grads.d_x, steps * d, &ranges);
+    let parts = split_rows(partials, part_len, &chunk_ranges);
     let jobs: Vec<_> = ranges
         .iter()
         .cloned()
@@ -982,23 +992,21 @@ fn backward_impl(
             }
         }
     });
-    let mut total = vec![0.0; part_len];
-    sum_rows(kern, &mut total, &partials, n_chunks, part_len);
+    // Sum the chunks in order into the first one.
+    let (total, rest) = partials.split_at_mut(part_len);
+    sum_rows(kern, total, rest, n_chunks.saturating_sub(1), part_len);
     let (dw, rest) = total.split_at(dw_len);
     let (du, rest) = rest.split_at(du_len);
     let (db, dbr) = rest.split_at(g3);
-    let mut g = Gradients {
-        d_x,
-        d_kernel: vec![0.0; d * 3 * h],
-        d_bias: vec![0.0; 3 * h],
-        d_recurrent_kernel: vec![0.0; h * 3 * h],
-        d_recurrent_bias: vec![0.0; 3 * h],
-    };
-    unpad_gates(dw, h, hp, &mut g.d_kernel);
-    unpad_gates(du, h, hp, &mut g.d_recurrent_kernel);
-    unpad_gates(db, h, hp, &mut g.d_bias);
-    unpad_gates(dbr, h, hp, &mut g.d_recurrent_bias);
-    g
+    grads.d_kernel.resize(d * 3 * h, 0.0);
+    grads.d_bias.resize(3 * h, 0.0);
+    grads.d_recurrent_kernel.resize(h * 3 * h, 0.0);
+    grads.d_recurrent_bias.resize(3 * h, 0.0);
+    unpad_gates(dw, h, hp, &mut grads.d_kernel);
+    unpad_gates(du, h, hp, &mut grads.d_recurrent_kernel);
+    unpad_gates(db, h, hp, &mut grads.d_bias);
+    unpad_gates(dbr, h, hp, &mut grads.d_recurrent_bias);
+    &tape.grads
 }
 
 /// The evaluation input projections of every vocabulary row:
