@@ -30,8 +30,9 @@ pub(crate) enum RawEpi {
         gate_stride: usize,
         gate_width: usize,
     },
-    /// `C[i][j] += s[i * ld + j] * acc` (recurrent masks in backward).
-    ElemScale { s: *const f32, ld: usize },
+    /// `C[i][j] (+)= s[i * ld + j] * acc`, accumulating if `add`: recurrent
+    /// masks in backward (per row), input masks on d_x (`ld = 0`: per column).
+    ElemScale { s: *const f32, ld: usize, add: bool },
 }
 
 /// `C (op)= A B` with `A(i, p) = a[i * rs + p * cs]`, `B(p, j) = b[p * ldb + j]`,
@@ -234,12 +235,13 @@ unsafe fn tile<S: Simd, const R: usize, const V: usize>(g: &RawGemm, i0: usize, 
                     }
                 }
             }
-            RawEpi::ElemScale { s, ld } => {
+            RawEpi::ElemScale { s, ld, add } => {
                 for (i, row) in acc.iter().enumerate() {
                     for (v, &a) in row.iter().enumerate() {
                         let sv = S::load(s.add((i0 + i) * ld + j0 + v * S::LANES));
                         let cp = c0.add(i * g.ldc + v * S::LANES);
-                        S::store(cp, S::fma(sv, a, S::load(cp)));
+                        let c = if add { S::load(cp) } else { S::splat(0.0) };
+                        S::store(cp, S::fma(sv, a, c));
                     }
                 }
             }

@@ -300,6 +300,7 @@ enum Epi<'a> {
     ElemScale {
         s: &'a [f32],
         ld: usize,
+        add: bool,
     },
 }
 
@@ -351,9 +352,13 @@ fn gemm(
                 gate_width,
             }
         }
-        Epi::ElemScale { s, ld } => {
+        Epi::ElemScale { s, ld, add } => {
             assert!(extent(m, ld, n, 1) <= s.len());
-            RawEpi::ElemScale { s: s.as_ptr(), ld }
+            RawEpi::ElemScale {
+                s: s.as_ptr(),
+                ld,
+                add,
+            }
         }
     };
     let raw = RawGemm {
@@ -884,14 +889,19 @@ fn backward_impl<'t>(
                         (&dr[t * g3 + g * hp..], steps * g3, 1),
                         (&ut[g * hp * hp..], hp),
                         (&mut dh_next, hp),
-                        Epi::ElemScale { s, ld: hp },
+                        Epi::ElemScale {
+                            s,
+                            ld: hp,
+                            add: true,
+                        },
                     );
                 }
             }
             std::mem::swap(&mut dh, &mut dh_next);
         }
         // Parameter gradients, per chunk, samples in order.
-        let mut wb = vec![0.0; g3 * dp];
+        // This sample's input mask rows, zero-padded to Dp: [3, Dp].
+        let mut mrows = vec![0.0; 3 * dp];
         let mut dx_pad = if dp == d {
             Vec::new()
         } else {
@@ -947,44 +957,53 @@ fn backward_impl<'t>(
                 );
                 sum_rows(kern, db, da_b, steps, g3);
                 sum_rows(kern, dbr, dr_b, steps, g3);
-                // d_x[b] = dA[b] (W scaled by the masks)^T.
-                let wtb: &[f32] = if input_mask_gates == 0 {
-                    &wt
+                // d_x[b] = sum_g mx_g[b] * (dA_g[b] W_g^T): the masks scale
+                // the product's columns, in its epilogue.
+                let (c, ldc): (&mut [f32], usize) = if dp == d {
+                    (&mut dx[i * steps * d..(i + 1) * steps * d], d)
                 } else {
-                    for g in 0..3 {
+                    (&mut dx_pad, dp)
+                };
+                if input_mask_gates == 0 {
+                    gemm(
+                        kern,
+                        steps,
+                        dp,
+                        g3,
+                        (da_b, g3, 1),
+                        (&wt, dp),
+                        (c, ldc),
+                        Epi::Store,
+                    );
+                } else {
+                    for g in 0..input_mask_gates {
                         let m = input_mask_row(input_masks, input_mask_gates, batch, d, g, b)
                             .expect("masked");
-                        for j in g * hp..(g + 1) * hp {
-                            for (k, &mk) in m.iter().enumerate() {
-                                wb[j * dp + k] = wt[j * dp + k] * mk;
-                            }
-                        }
+                        mrows[g * dp..g * dp + d].copy_from_slice(m);
                     }
-                    &wb
-                };
-                let dx_b = &mut dx[i * steps * d..(i + 1) * steps * d];
-                if dp == d {
-                    gemm(
-                        kern,
-                        steps,
-                        dp,
-                        g3,
-                        (da_b, g3, 1),
-                        (wtb, dp),
-                        (dx_b, d),
-                        Epi::Store,
-                    );
-                } else {
-                    gemm(
-                        kern,
-                        steps,
-                        dp,
-                        g3,
-                        (da_b, g3, 1),
-                        (wtb, dp),
-                        (&mut dx_pad, dp),
-                        Epi::Store,
-                    );
+                    // One product over all gates with a shared mask, else one per gate.
+                    let kg = if input_mask_gates == 1 { g3 } else { hp };
+                    for g in 0..g3 / kg {
+                        let epi = Epi::ElemScale {
+                            s: &mrows[g * dp..(g + 1) * dp],
+                            ld: 0,
+                            add: g > 0,
+                        };
+                        let (a, bw) = (&da_b[g * hp..], &wt[g * hp * dp..]);
+                        gemm(
+                            kern,
+                            steps,
+                            dp,
+                            kg,
+                            (a, g3, 1),
+                            (bw, dp),
+                            (&mut *c, ldc),
+                            epi,
+                        );
+                    }
+                }
+                if dp != d {
+                    let dx_b = &mut dx[i * steps * d..(i + 1) * steps * d];
                     for (o, s) in dx_b.chunks_exact_mut(d).zip(dx_pad.chunks_exact(dp)) {
                         o.copy_from_slice(&s[..d]);
                     }
