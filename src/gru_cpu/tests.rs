@@ -472,28 +472,38 @@ fn evaluation_paths_agree() {
     }
 }
 
-/// Eval in blocks of EVAL_BLOCK rows: a batch over several blocks agrees
-/// with the per-sample results.
+/// Batches spanning several row blocks (FWD_BLOCK, EVAL_BLOCK) agree with
+/// one-sample runs, on every path.
 #[test]
 fn large_batch_blocks_agree() {
     let kern = kernels::detect();
     let (b, t, d, h) = (2 * EVAL_BLOCK + 3, 3, 8, 16);
     let c = Case::new(b, t, d, h, InMask::None, false, 9);
     let w = c.weights();
-    let all = forward_impl(kern, &w, &c.x, b, t, InputMasks::None, None, None, 2);
-    for i in [0, EVAL_BLOCK, b - 1] {
-        let one = forward_impl(
+    let ids: Vec<i64> = (0..(b * t) as i64).collect();
+    let table = projection_table_impl(kern, &w, &c.x, 2);
+    let mut tape = Tape::default();
+    let runs = [
+        forward_impl(kern, &w, &c.x, b, t, InputMasks::None, None, None, 2),
+        forward_impl(
             kern,
             &w,
-            &c.x[i * t * d..(i + 1) * t * d],
-            1,
+            &c.x,
+            b,
             t,
             InputMasks::None,
             None,
-            None,
-            1,
-        );
-        assert_eq!(&all[i * h..(i + 1) * h], &one[..]);
+            Some(&mut tape),
+            2,
+        ),
+        forward_from_table_impl(kern, &w, &table, &ids, b, t, 2),
+    ];
+    for i in [0, FWD_BLOCK, EVAL_BLOCK, b - 1] {
+        let x1 = &c.x[i * t * d..(i + 1) * t * d];
+        let one = forward_impl(kern, &w, x1, 1, t, InputMasks::None, None, None, 1);
+        for all in &runs {
+            assert_eq!(&all[i * h..(i + 1) * h], &one[..], "sample {i}");
+        }
     }
 }
 
