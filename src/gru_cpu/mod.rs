@@ -45,15 +45,9 @@ use std::ops::Range;
 /// that a final batch of 8 still splits over two threads.
 pub const CHUNK: usize = 4;
 
-/// Rows of one block of the table-driven evaluation recurrence: the
-/// block's state, recurrent products and gathered inputs stay in L1/L2 over
-/// all steps.
+/// Rows of one block of the evaluation recurrence: the block's state,
+/// recurrent products and gathered inputs stay in L1/L2 over all steps.
 const EVAL_BLOCK: usize = 32;
-
-/// Rows of one block of [`forward`]: its input projections for all steps
-/// (`FWD_BLOCK * T * 3Hp` floats, 600 KB at the tutorial's sizes) are
-/// computed just before the recurrence reads them, and still in L2.
-const FWD_BLOCK: usize = 8;
 
 /// The layer's parameters, borrowed, in Keras layout (see the module docs).
 #[derive(Clone, Copy)]
@@ -275,15 +269,6 @@ fn split_rows<'a>(
         at = r.end;
     }
     out
-}
-
-/// Splits `rows` into blocks of at most `size`: `(absolute, relative)` ranges.
-fn blocks(rows: Range<usize>, size: usize) -> impl Iterator<Item = (Range<usize>, Range<usize>)> {
-    let start = rows.start;
-    rows.clone().step_by(size).map(move |b| {
-        let e = (b + size).min(rows.end);
-        (b..e, b - start..e - start)
-    })
 }
 
 /// Runs `f` on every job, the first on the calling thread and each other
@@ -729,24 +714,19 @@ fn forward_impl(
                 .zip(outs)
                 .collect();
             run_parallel(jobs, |((((rows, xp), hs), gates), out)| {
-                for (blk, r) in blocks(rows.clone(), FWD_BLOCK) {
-                    let tape = (
-                        &mut hs[r.start * (steps + 1) * hp..r.end * (steps + 1) * hp],
-                        &mut gates[r.start * steps * 4 * hp..r.end * steps * 4 * hp],
-                    );
-                    let xp = &mut xp[r.start * steps * g3..r.end * steps * g3];
-                    let out = &mut out[r.start * h..r.end * h];
-                    forward_block(kern, w, &p, &inp, blk, xp, Some(tape), out);
-                }
+                forward_block(kern, w, &p, &inp, rows, xp, Some((hs, gates)), out);
             });
             tape.filled = true;
         }
         None => {
             let jobs: Vec<_> = ranges.into_iter().zip(outs).collect();
             run_parallel(jobs, |(rows, out)| {
-                let mut xp = vec![0.0; FWD_BLOCK.min(rows.len()) * steps * g3];
-                for (blk, r) in blocks(rows.clone(), FWD_BLOCK) {
-                    let out = &mut out[r.start * h..r.end * h];
+                let mut xp = vec![0.0; EVAL_BLOCK.min(rows.len()) * steps * g3];
+                for (blk, out) in (rows.start..rows.end)
+                    .step_by(EVAL_BLOCK)
+                    .zip(out.chunks_mut(EVAL_BLOCK * h))
+                {
+                    let blk = blk..(blk + EVAL_BLOCK).min(rows.end);
                     forward_block(kern, w, &p, &inp, blk, &mut xp, None, out);
                 }
             });
