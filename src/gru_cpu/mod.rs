@@ -34,12 +34,14 @@
 //! equations to about 1e-5 relative (the tests).
 
 mod kernels;
+mod pool;
 mod simd;
 #[cfg(test)]
 mod tests;
 
 use kernels::{Kernels, RawBwdStep, RawEpi, RawFwdStep, RawGemm, RawSumRows};
 use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
 
 /// Samples per gradient-summation chunk (see the module docs). Small enough
 /// that a final batch of 8 still splits over two threads.
@@ -271,17 +273,20 @@ fn split_rows<'a>(
     out
 }
 
-/// Runs `f` on every job, the first on the calling thread and each other
-/// on a scoped thread of its own.
+/// Runs `f` on every job in parallel: the first on the calling thread,
+/// the others on the persistent workers of [`pool`].
 fn run_parallel<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync) {
-    let f = &f;
-    std::thread::scope(|s| {
-        let mut jobs = jobs.into_iter();
-        let first = jobs.next();
-        for job in jobs {
-            s.spawn(move || f(job));
-        }
-        if let Some(job) = first {
+    if jobs.len() <= 1 {
+        jobs.into_iter().for_each(f);
+        return;
+    }
+    let slots: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    pool::run(slots.len(), &|i| {
+        let job = slots[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(job) = job {
             f(job);
         }
     });
