@@ -24,6 +24,29 @@
 //! projection `x_t W + b` depends only on the token id, so it is computed
 //! once per vocabulary row and the recurrence gathers rows of that table.
 //!
+//! One training step, with the masks drawn by the caller (libtorch's seeded
+//! RNG) and the rest of the model in tch:
+//!
+//! ```text
+//! let w = GruWeights { input_dim: 128, units: 64, kernel, bias, recurrent_kernel, recurrent_bias };
+//! let h_t = forward(&w, &x, b, t, InputMasks::PerGate(&mx), Some(&mh), Some(&mut tape), 2);
+//! // ... Dense + loss in tch, giving d_h_t = dLoss/dh_T [B, H] ...
+//! let g = backward(&w, &x, &mut tape, &d_h_t, 2);   // &Gradients, lent by the tape
+//! // g.d_x [B, T, D] goes back into the embedding (index_add by token id),
+//! // g.d_kernel etc. into the optimizer.
+//! ```
+//!
+//! Evaluation: `let table = projection_table(&w, &embedding, 2)` once per
+//! evaluation, then `forward_from_table(&w, &table, &ids, b, t, 2)` per batch.
+//!
+//! Threads: `threads` counts the calling thread; the others are persistent
+//! workers (see `pool.rs`) that sleep between calls. Give the layer all
+//! cores: on the 2-core target, 2. libtorch's OpenMP threads spin for a
+//! while after each of its parallel ops and would then compete with ours;
+//! at these tiny sizes libtorch gains little from threads, so
+//! `tch::set_num_threads(1)` (or `OMP_WAIT_POLICY=passive`) around this
+//! layer avoids the contention.
+//!
 //! Results do not depend on the thread count: rows are independent in the
 //! recurrence, and parameter gradients are summed per fixed chunk of
 //! [`CHUNK`] samples, then over chunks in order.
