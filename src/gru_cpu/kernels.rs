@@ -30,8 +30,9 @@ pub(crate) enum RawEpi {
         gate_stride: usize,
         gate_width: usize,
     },
-    /// `C[i][j] += s[i * ld + j] * acc` (recurrent masks in backward).
-    ElemScale { s: *const f32, ld: usize },
+    /// `C[i][j] (+)= s[i * ld + j] * acc`, accumulating if `add`: recurrent
+    /// masks in backward (per row), input masks on d_x (`ld = 0`: per column).
+    ElemScale { s: *const f32, ld: usize, add: bool },
 }
 
 /// `C (op)= A B` with `A(i, p) = a[i * rs + p * cs]`, `B(p, j) = b[p * ldb + j]`,
@@ -220,21 +221,27 @@ unsafe fn tile<S: Simd, const R: usize, const V: usize>(g: &RawGemm, i0: usize, 
                 gate_stride,
                 gate_width,
             } => {
+                // The gate of each column vector, hoisted out of the row
+                // loop (an integer division costs as much as many FMAs).
+                let mut sp = [s; V];
+                for (v, p) in sp.iter_mut().enumerate() {
+                    *p = s.add((j0 + v * S::LANES) / gate_width * gate_stride + i0);
+                }
                 for (i, row) in acc.iter().enumerate() {
                     for (v, &a) in row.iter().enumerate() {
-                        let gate = (j0 + v * S::LANES) / gate_width;
-                        let sv = S::splat(*s.add(gate * gate_stride + i0 + i));
+                        let sv = S::splat(*sp[v].add(i));
                         let cp = c0.add(i * g.ldc + v * S::LANES);
                         S::store(cp, S::fma(sv, a, S::load(cp)));
                     }
                 }
             }
-            RawEpi::ElemScale { s, ld } => {
+            RawEpi::ElemScale { s, ld, add } => {
                 for (i, row) in acc.iter().enumerate() {
                     for (v, &a) in row.iter().enumerate() {
                         let sv = S::load(s.add((i0 + i) * ld + j0 + v * S::LANES));
                         let cp = c0.add(i * g.ldc + v * S::LANES);
-                        S::store(cp, S::fma(sv, a, S::load(cp)));
+                        let c = if add { S::load(cp) } else { S::splat(0.0) };
+                        S::store(cp, S::fma(sv, a, c));
                     }
                 }
             }

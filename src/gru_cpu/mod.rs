@@ -24,6 +24,29 @@
 //! projection `x_t W + b` depends only on the token id, so it is computed
 //! once per vocabulary row and the recurrence gathers rows of that table.
 //!
+//! One training step, with the masks drawn by the caller (libtorch's seeded
+//! RNG) and the rest of the model in tch:
+//!
+//! ```text
+//! let w = GruWeights { input_dim: 128, units: 64, kernel, bias, recurrent_kernel, recurrent_bias };
+//! let h_t = forward(&w, &x, b, t, InputMasks::PerGate(&mx), Some(&mh), Some(&mut tape), 2);
+//! // ... Dense + loss in tch, giving d_h_t = dLoss/dh_T [B, H] ...
+//! let g = backward(&w, &x, &mut tape, &d_h_t, 2);   // &Gradients, lent by the tape
+//! // g.d_x [B, T, D] goes back into the embedding (index_add by token id),
+//! // g.d_kernel etc. into the optimizer.
+//! ```
+//!
+//! Evaluation: `let table = projection_table(&w, &embedding, 2)` once per
+//! evaluation, then `forward_from_table(&w, &table, &ids, b, t, 2)` per batch.
+//!
+//! Threads: `threads` counts the calling thread; the others are persistent
+//! workers (see `pool.rs`) that sleep between calls. Give the layer all
+//! cores: on the 2-core target, 2. libtorch's OpenMP threads spin for a
+//! while after each of its parallel ops and would then compete with ours;
+//! at these tiny sizes libtorch gains little from threads, so
+//! `tch::set_num_threads(1)` (or `OMP_WAIT_POLICY=passive`) around this
+//! layer avoids the contention.
+//!
 //! Results do not depend on the thread count: rows are independent in the
 //! recurrence, and parameter gradients are summed per fixed chunk of
 //! [`CHUNK`] samples, then over chunks in order.
@@ -34,12 +57,14 @@
 //! equations to about 1e-5 relative (the tests).
 
 mod kernels;
+mod pool;
 mod simd;
 #[cfg(test)]
 mod tests;
 
 use kernels::{Kernels, RawBwdStep, RawEpi, RawFwdStep, RawGemm, RawSumRows};
 use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
 
 /// Samples per gradient-summation chunk (see the module docs). Small enough
 /// that a final batch of 8 still splits over two threads.
@@ -103,9 +128,15 @@ pub struct Tape {
     /// pre-activation gradients.
     d_a: Vec<f32>,
     d_r: Vec<f32>,
+    /// Per-chunk parameter gradients `[chunks, dW | dU | db | db']`.
+    partials: Vec<f32>,
+    grads: Gradients,
 }
 
 /// Gradients of the loss, in the layouts of the inputs they belong to.
+/// [`backward`] writes them into buffers the [`Tape`] keeps (no allocation
+/// or page faults per training step) and lends them out.
+#[derive(Clone, Default)]
 pub struct Gradients {
     /// `[B, T, D]`, of the (unmasked) inputs.
     pub d_x: Vec<f32>,
@@ -265,17 +296,20 @@ fn split_rows<'a>(
     out
 }
 
-/// Runs `f` on every job, the first on the calling thread and each other
-/// on a scoped thread of its own.
+/// Runs `f` on every job in parallel: the first on the calling thread,
+/// the others on the persistent workers of [`pool`].
 fn run_parallel<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync) {
-    let f = &f;
-    std::thread::scope(|s| {
-        let mut jobs = jobs.into_iter();
-        let first = jobs.next();
-        for job in jobs {
-            s.spawn(move || f(job));
-        }
-        if let Some(job) = first {
+    if jobs.len() <= 1 {
+        jobs.into_iter().for_each(f);
+        return;
+    }
+    let slots: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    pool::run(slots.len(), &|i| {
+        let job = slots[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(job) = job {
             f(job);
         }
     });
@@ -294,6 +328,7 @@ enum Epi<'a> {
     ElemScale {
         s: &'a [f32],
         ld: usize,
+        add: bool,
     },
 }
 
@@ -345,9 +380,13 @@ fn gemm(
                 gate_width,
             }
         }
-        Epi::ElemScale { s, ld } => {
+        Epi::ElemScale { s, ld, add } => {
             assert!(extent(m, ld, n, 1) <= s.len());
-            RawEpi::ElemScale { s: s.as_ptr(), ld }
+            RawEpi::ElemScale {
+                s: s.as_ptr(),
+                ld,
+                add,
+            }
         }
     };
     let raw = RawGemm {
@@ -727,26 +766,26 @@ fn forward_impl(
 /// Backward pass through time for the batch that the last [`forward`]
 /// with this `tape` computed: `x` must be that call's input `[B, T, D]` (it
 /// is not copied into the tape), `d_h_last [B, H]` the gradient of the loss
-/// with respect to its output. Returns every gradient; `threads` as in
-/// [`forward`].
-pub fn backward(
+/// with respect to its output. Returns every gradient, borrowed from the
+/// tape until its next use; `threads` as in [`forward`].
+pub fn backward<'t>(
     w: &GruWeights,
     x: &[f32],
-    tape: &mut Tape,
+    tape: &'t mut Tape,
     d_h_last: &[f32],
     threads: usize,
-) -> Gradients {
+) -> &'t Gradients {
     backward_impl(kernels::detect(), w, x, tape, d_h_last, threads)
 }
 
-fn backward_impl(
+fn backward_impl<'t>(
     kern: &Kernels,
     w: &GruWeights,
     x: &[f32],
-    tape: &mut Tape,
+    tape: &'t mut Tape,
     d_h_last: &[f32],
     threads: usize,
-) -> Gradients {
+) -> &'t Gradients {
     w.check();
     assert!(
         tape.filled,
@@ -789,8 +828,10 @@ fn backward_impl(
     let (dw_len, du_len) = (d * g3, h * g3);
     // Per chunk: [dW | dU | db | db'], summed over chunks at the end.
     let part_len = dw_len + du_len + 2 * g3;
-    let mut partials = vec![0.0; n_chunks * part_len];
-    let mut d_x = vec![0.0; batch * steps * d];
+    tape.partials.clear();
+    tape.partials.resize(n_chunks.max(1) * part_len, 0.0);
+    // Fully overwritten below: resizing keeps old values, no zeroing pass.
+    tape.grads.d_x.resize(batch * steps * d, 0.0);
     tape.d_a.resize(batch * steps * g3, 0.0);
     tape.d_r.resize(batch * steps * g3, 0.0);
     let Tape {
@@ -801,12 +842,14 @@ fn backward_impl(
         input_mask_gates,
         ref mut d_a,
         ref mut d_r,
+        ref mut partials,
+        ref mut grads,
         ..
     } = *tape;
     let das = split_rows(d_a, steps * g3, &ranges);
     let drs = split_rows(d_r, steps * g3, &ranges);
-    let dxs = split_rows(&mut d_x, steps * d, &ranges);
-    let parts = split_rows(&mut partials, part_len, &chunk_ranges);
+    let dxs = split_rows(&mut grads.d_x, steps * d, &ranges);
+    let parts = split_rows(partials, part_len, &chunk_ranges);
     let jobs: Vec<_> = ranges
         .iter()
         .cloned()
@@ -874,14 +917,19 @@ fn backward_impl(
                         (&dr[t * g3 + g * hp..], steps * g3, 1),
                         (&ut[g * hp * hp..], hp),
                         (&mut dh_next, hp),
-                        Epi::ElemScale { s, ld: hp },
+                        Epi::ElemScale {
+                            s,
+                            ld: hp,
+                            add: true,
+                        },
                     );
                 }
             }
             std::mem::swap(&mut dh, &mut dh_next);
         }
         // Parameter gradients, per chunk, samples in order.
-        let mut wb = vec![0.0; g3 * dp];
+        // This sample's input mask rows, zero-padded to Dp: [3, Dp].
+        let mut mrows = vec![0.0; 3 * dp];
         let mut dx_pad = if dp == d {
             Vec::new()
         } else {
@@ -937,44 +985,53 @@ fn backward_impl(
                 );
                 sum_rows(kern, db, da_b, steps, g3);
                 sum_rows(kern, dbr, dr_b, steps, g3);
-                // d_x[b] = dA[b] (W scaled by the masks)^T.
-                let wtb: &[f32] = if input_mask_gates == 0 {
-                    &wt
+                // d_x[b] = sum_g mx_g[b] * (dA_g[b] W_g^T): the masks scale
+                // the product's columns, in its epilogue.
+                let (c, ldc): (&mut [f32], usize) = if dp == d {
+                    (&mut dx[i * steps * d..(i + 1) * steps * d], d)
                 } else {
-                    for g in 0..3 {
+                    (&mut dx_pad, dp)
+                };
+                if input_mask_gates == 0 {
+                    gemm(
+                        kern,
+                        steps,
+                        dp,
+                        g3,
+                        (da_b, g3, 1),
+                        (&wt, dp),
+                        (c, ldc),
+                        Epi::Store,
+                    );
+                } else {
+                    for g in 0..input_mask_gates {
                         let m = input_mask_row(input_masks, input_mask_gates, batch, d, g, b)
                             .expect("masked");
-                        for j in g * hp..(g + 1) * hp {
-                            for (k, &mk) in m.iter().enumerate() {
-                                wb[j * dp + k] = wt[j * dp + k] * mk;
-                            }
-                        }
+                        mrows[g * dp..g * dp + d].copy_from_slice(m);
                     }
-                    &wb
-                };
-                let dx_b = &mut dx[i * steps * d..(i + 1) * steps * d];
-                if dp == d {
-                    gemm(
-                        kern,
-                        steps,
-                        dp,
-                        g3,
-                        (da_b, g3, 1),
-                        (wtb, dp),
-                        (dx_b, d),
-                        Epi::Store,
-                    );
-                } else {
-                    gemm(
-                        kern,
-                        steps,
-                        dp,
-                        g3,
-                        (da_b, g3, 1),
-                        (wtb, dp),
-                        (&mut dx_pad, dp),
-                        Epi::Store,
-                    );
+                    // One product over all gates with a shared mask, else one per gate.
+                    let kg = if input_mask_gates == 1 { g3 } else { hp };
+                    for g in 0..g3 / kg {
+                        let epi = Epi::ElemScale {
+                            s: &mrows[g * dp..(g + 1) * dp],
+                            ld: 0,
+                            add: g > 0,
+                        };
+                        let (a, bw) = (&da_b[g * hp..], &wt[g * hp * dp..]);
+                        gemm(
+                            kern,
+                            steps,
+                            dp,
+                            kg,
+                            (a, g3, 1),
+                            (bw, dp),
+                            (&mut *c, ldc),
+                            epi,
+                        );
+                    }
+                }
+                if dp != d {
+                    let dx_b = &mut dx[i * steps * d..(i + 1) * steps * d];
                     for (o, s) in dx_b.chunks_exact_mut(d).zip(dx_pad.chunks_exact(dp)) {
                         o.copy_from_slice(&s[..d]);
                     }
@@ -982,23 +1039,21 @@ fn backward_impl(
             }
         }
     });
-    let mut total = vec![0.0; part_len];
-    sum_rows(kern, &mut total, &partials, n_chunks, part_len);
+    // Sum the chunks in order into the first one.
+    let (total, rest) = partials.split_at_mut(part_len);
+    sum_rows(kern, total, rest, n_chunks.saturating_sub(1), part_len);
     let (dw, rest) = total.split_at(dw_len);
     let (du, rest) = rest.split_at(du_len);
     let (db, dbr) = rest.split_at(g3);
-    let mut g = Gradients {
-        d_x,
-        d_kernel: vec![0.0; d * 3 * h],
-        d_bias: vec![0.0; 3 * h],
-        d_recurrent_kernel: vec![0.0; h * 3 * h],
-        d_recurrent_bias: vec![0.0; 3 * h],
-    };
-    unpad_gates(dw, h, hp, &mut g.d_kernel);
-    unpad_gates(du, h, hp, &mut g.d_recurrent_kernel);
-    unpad_gates(db, h, hp, &mut g.d_bias);
-    unpad_gates(dbr, h, hp, &mut g.d_recurrent_bias);
-    g
+    grads.d_kernel.resize(d * 3 * h, 0.0);
+    grads.d_bias.resize(3 * h, 0.0);
+    grads.d_recurrent_kernel.resize(h * 3 * h, 0.0);
+    grads.d_recurrent_bias.resize(3 * h, 0.0);
+    unpad_gates(dw, h, hp, &mut grads.d_kernel);
+    unpad_gates(du, h, hp, &mut grads.d_recurrent_kernel);
+    unpad_gates(db, h, hp, &mut grads.d_bias);
+    unpad_gates(dbr, h, hp, &mut grads.d_recurrent_bias);
+    &tape.grads
 }
 
 /// The evaluation input projections of every vocabulary row:

@@ -127,7 +127,7 @@ impl Case {
             Some(&mut tape),
             threads,
         );
-        let g = backward_impl(kern, &w, &self.x, &mut tape, &self.c, threads);
+        let g = backward_impl(kern, &w, &self.x, &mut tape, &self.c, threads).clone();
         (out, g)
     }
 }
@@ -292,6 +292,20 @@ fn assert_close(name: &str, got: &[f32], want: &[f64], tol: f64) {
     }
 }
 
+fn assert_same_grads(a: &Gradients, b: &Gradients, tag: &str) {
+    assert_eq!(a.d_x, b.d_x, "{tag}: d_x");
+    assert_eq!(a.d_kernel, b.d_kernel, "{tag}: d_kernel");
+    assert_eq!(a.d_bias, b.d_bias, "{tag}: d_bias");
+    assert_eq!(
+        a.d_recurrent_kernel, b.d_recurrent_kernel,
+        "{tag}: d_recurrent_kernel"
+    );
+    assert_eq!(
+        a.d_recurrent_bias, b.d_recurrent_bias,
+        "{tag}: d_recurrent_bias"
+    );
+}
+
 #[test]
 fn reference_backward_matches_finite_differences() {
     for (in_kind, rec) in [
@@ -368,20 +382,7 @@ fn forward_and_backward_match_reference() {
                     for threads in [2, 3] {
                         let (out2, g2) = c.run(kern, threads);
                         assert_eq!(out, out2, "{tag}: h_T with {threads} threads");
-                        assert_eq!(g.d_x, g2.d_x, "{tag}: d_x with {threads} threads");
-                        assert_eq!(
-                            g.d_kernel, g2.d_kernel,
-                            "{tag}: d_kernel with {threads} threads"
-                        );
-                        assert_eq!(g.d_bias, g2.d_bias, "{tag}: d_bias with {threads} threads");
-                        assert_eq!(
-                            g.d_recurrent_kernel, g2.d_recurrent_kernel,
-                            "{tag}: d_rkernel with {threads} threads"
-                        );
-                        assert_eq!(
-                            g.d_recurrent_bias, g2.d_recurrent_bias,
-                            "{tag}: d_rbias with {threads} threads"
-                        );
+                        assert_same_grads(&g, &g2, &format!("{tag}, {threads} threads"));
                     }
                 }
             }
@@ -410,8 +411,7 @@ fn tape_is_reusable_across_batch_shapes() {
         let g = backward_impl(kern, &w, &c.x, &mut tape, &c.c, 2);
         let (out1, g1) = c.run(kern, 2);
         assert_eq!(out, out1);
-        assert_eq!(g.d_x, g1.d_x);
-        assert_eq!(g.d_recurrent_kernel, g1.d_recurrent_kernel);
+        assert_same_grads(g, &g1, &format!("reused tape b{b} t{t}"));
     }
 }
 
@@ -472,28 +472,38 @@ fn evaluation_paths_agree() {
     }
 }
 
-/// Eval in blocks of EVAL_BLOCK rows: a batch over several blocks agrees
-/// with the per-sample results.
+/// Batches spanning several row blocks of EVAL_BLOCK agree with
+/// one-sample runs, on every path.
 #[test]
 fn large_batch_blocks_agree() {
     let kern = kernels::detect();
     let (b, t, d, h) = (2 * EVAL_BLOCK + 3, 3, 8, 16);
     let c = Case::new(b, t, d, h, InMask::None, false, 9);
     let w = c.weights();
-    let all = forward_impl(kern, &w, &c.x, b, t, InputMasks::None, None, None, 2);
-    for i in [0, EVAL_BLOCK, b - 1] {
-        let one = forward_impl(
+    let ids: Vec<i64> = (0..(b * t) as i64).collect();
+    let table = projection_table_impl(kern, &w, &c.x, 2);
+    let mut tape = Tape::default();
+    let runs = [
+        forward_impl(kern, &w, &c.x, b, t, InputMasks::None, None, None, 2),
+        forward_impl(
             kern,
             &w,
-            &c.x[i * t * d..(i + 1) * t * d],
-            1,
+            &c.x,
+            b,
             t,
             InputMasks::None,
             None,
-            None,
-            1,
-        );
-        assert_eq!(&all[i * h..(i + 1) * h], &one[..]);
+            Some(&mut tape),
+            2,
+        ),
+        forward_from_table_impl(kern, &w, &table, &ids, b, t, 2),
+    ];
+    for i in [0, EVAL_BLOCK, b - 1] {
+        let x1 = &c.x[i * t * d..(i + 1) * t * d];
+        let one = forward_impl(kern, &w, x1, 1, t, InputMasks::None, None, None, 1);
+        for all in &runs {
+            assert_eq!(&all[i * h..(i + 1) * h], &one[..], "sample {i}");
+        }
     }
 }
 
