@@ -516,7 +516,6 @@ impl TrainForward {
                 model.threads,
             )
         };
-        model.spare_tape.replace(Some(pass.tape));
         let from = |v: &[f32], shape: &[i64]| Tensor::from_slice(v).view(shape);
         let h = model.gru.units;
         // What the embedding lookup's backward does: sum each position's
@@ -533,7 +532,7 @@ impl TrainForward {
             ],
             0,
         );
-        vec![
+        let gradients = vec![
             d_embeddings,
             from(&grads.d_kernel, &model.gru.kernel.size()),
             from(
@@ -543,7 +542,9 @@ impl TrainForward {
             d_bias,
             dense.remove(0),
             dense.remove(0),
-        ]
+        ];
+        model.spare_tape.replace(Some(pass.tape));
+        gradients
     }
 }
 
