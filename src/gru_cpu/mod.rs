@@ -551,6 +551,9 @@ fn forward_block(
     let (d, h, hp, t_n) = (w.input_dim, w.units, p.hp, inp.steps);
     let r_n = rows.len();
     let g3 = 3 * hp;
+    if r_n == 0 {
+        return;
+    }
     // Input projections for all steps: one product per sample when masks
     // make the kernel sample-dependent, else one for the whole block.
     if inp.mask_gates == 0 {
@@ -860,6 +863,10 @@ fn backward_impl<'t>(
         .collect();
     run_parallel(jobs, |((((rows, da), dr), dx), part)| {
         let r_n = rows.len();
+        // Nothing to do; the zeroed partials are the gradients.
+        if r_n == 0 || steps == 0 {
+            return;
+        }
         let b0 = rows.start;
         let hs = &hs[b0 * (steps + 1) * hp..];
         let gates = &gates[b0 * steps * 4 * hp..];

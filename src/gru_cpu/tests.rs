@@ -661,3 +661,52 @@ fn activations_are_accurate() {
         }
     }
 }
+
+#[test]
+fn empty_batches_and_sequences() {
+    let kern = kernels::detect();
+    for (b, t) in [(0, 5), (3, 0), (0, 0)] {
+        let c = Case::new(b, t, 4, 5, InMask::PerGate, true, 51);
+        let (out, g) = c.run(kern, 2);
+        assert_eq!(out, vec![0.0; b * c.h], "h_T = h_0 = 0 with no steps");
+        assert!(g.d_x.is_empty() || t > 0);
+        assert!(g
+            .d_kernel
+            .iter()
+            .chain(&g.d_recurrent_kernel)
+            .all(|&v| v == 0.0));
+        let table = projection_table_impl(kern, &c.weights(), &[], 2);
+        assert!(table.is_empty());
+    }
+}
+
+#[test]
+#[should_panic(expected = "x must be [B, T, D]")]
+fn wrong_input_length_is_refused() {
+    let c = Case::new(2, 3, 4, 5, InMask::None, false, 1);
+    forward(
+        &c.weights(),
+        &c.x[1..],
+        2,
+        3,
+        InputMasks::None,
+        None,
+        None,
+        1,
+    );
+}
+
+#[test]
+#[should_panic(expected = "token id outside the table")]
+fn token_ids_outside_the_table_are_refused() {
+    let c = Case::new(1, 2, 4, 5, InMask::None, false, 1);
+    let table = projection_table(&c.weights(), &c.x, 1);
+    forward_from_table(&c.weights(), &table, &[0, 2], 1, 2, 1);
+}
+
+#[test]
+#[should_panic(expected = "not filled by forward")]
+fn backward_needs_a_filled_tape() {
+    let c = Case::new(1, 2, 4, 5, InMask::None, false, 1);
+    backward(&c.weights(), &c.x, &mut Tape::default(), &c.c, 1);
+}
