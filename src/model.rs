@@ -204,17 +204,14 @@ impl GruLayer {
     /// reordered from Keras's z | r | h to libtorch's r | z | n. It has no
     /// recurrent dropout, so it takes at most one shared input mask.
     pub fn forward_fused(&self, x: &Tensor, masks: &GruMasks, train: bool) -> Tensor {
-        assert!(
-            masks.recurrent.is_none(),
-            "the fused GRU has no recurrent dropout"
-        );
-        let x = match &masks.input {
-            None => x.shallow_clone(),
-            Some(m) => {
-                assert_eq!(m.size()[0], 1, "the fused GRU takes one shared input mask");
-                x * m.get(0).unsqueeze(1)
-            }
-        };
+        self.forward_fused_with(&self.fused_params(), x, masks, train)
+    }
+
+    /// The weights in libtorch's GRU layout (`w_ih [3H, D]`, `w_hh [3H, H]`,
+    /// `b_ih`, `b_hh`, gates r | z | n), as views of one flat buffer: cuDNN
+    /// wants that, and otherwise copies them at every call, with a warning.
+    /// Still attached to the Keras-layout parameters for autograd.
+    pub fn fused_params(&self) -> Vec<Tensor> {
         let u = self.units;
         let to_torch = |m: &Tensor| {
             Tensor::cat(
@@ -226,20 +223,20 @@ impl GruLayer {
                 -1,
             )
         };
-        // cuDNN wants all weights as views of one buffer in its order (w_ih,
-        // w_hh, b_ih, b_hh); otherwise it copies them at every call, with a
-        // warning.
-        let w_ih = to_torch(&self.kernel).tr(); // [3H, D]
-        let w_hh = to_torch(&self.recurrent_kernel).tr(); // [3H, H]
-        let parts = [
-            w_ih.reshape([-1]),
-            w_hh.reshape([-1]),
-            to_torch(&self.bias.get(0)),
-            to_torch(&self.bias.get(1)),
-        ];
-        let flat = Tensor::cat(&parts, 0);
+        let w_ih = to_torch(&self.kernel).tr();
+        let w_hh = to_torch(&self.recurrent_kernel).tr();
+        let shapes = [w_ih.size(), w_hh.size(), vec![3 * u], vec![3 * u]];
+        let flat = Tensor::cat(
+            &[
+                w_ih.reshape([-1]),
+                w_hh.reshape([-1]),
+                to_torch(&self.bias.get(0)),
+                to_torch(&self.bias.get(1)),
+            ],
+            0,
+        );
         let mut offset = 0;
-        let params: Vec<Tensor> = [w_ih.size(), w_hh.size(), vec![3 * u], vec![3 * u]]
+        shapes
             .iter()
             .map(|shape| {
                 let n: i64 = shape.iter().product();
@@ -247,11 +244,33 @@ impl GruLayer {
                 offset += n;
                 view
             })
-            .collect();
-        let h0 = Tensor::zeros([1, x.size()[0], u], (Kind::Float, x.device()));
+            .collect()
+    }
+
+    /// [`GruLayer::forward_fused`] with weights from [`GruLayer::fused_params`],
+    /// so inference can prepare them once for many batches.
+    pub fn forward_fused_with(
+        &self,
+        params: &[Tensor],
+        x: &Tensor,
+        masks: &GruMasks,
+        train: bool,
+    ) -> Tensor {
+        assert!(
+            masks.recurrent.is_none(),
+            "the fused GRU has no recurrent dropout"
+        );
+        let x = match &masks.input {
+            None => x.shallow_clone(),
+            Some(m) => {
+                assert_eq!(m.size()[0], 1, "the fused GRU takes one shared input mask");
+                x * m.get(0).unsqueeze(1)
+            }
+        };
+        let h0 = Tensor::zeros([1, x.size()[0], self.units], (Kind::Float, x.device()));
         // `train` only tells cuDNN to keep what its backward needs; the
         // dropout argument (between stacked layers) is 0.
-        let (_, h_n) = x.gru(&h0, &params, true, 1, 0.0, train, false, true);
+        let (_, h_n) = x.gru(&h0, params, true, 1, 0.0, train, false, true);
         h_n.squeeze_dim(0)
     }
 
@@ -449,9 +468,12 @@ impl SentimentModel {
                 gru_cpu::projection_table(&weights, f32_slice(&embeddings), self.threads)
             }
         });
+        let fused_params = (self.resolved_gru_impl(false) == GruImpl::Fused)
+            .then(|| tch::no_grad(|| self.gru.fused_params()));
         Inference {
             model: self,
             projection_table,
+            fused_params,
         }
     }
 
@@ -555,6 +577,8 @@ impl TrainForward {
 pub struct Inference<'a> {
     model: &'a SentimentModel,
     projection_table: Option<Vec<f32>>,
+    /// For the fused GRU: its weights in libtorch's layout.
+    fused_params: Option<Vec<Tensor>>,
 }
 
 impl Inference<'_> {
@@ -587,7 +611,15 @@ impl Inference<'_> {
                     Tensor::from_slice(&h_last).view([b, model.gru.units])
                 }
                 (None, GruImpl::OpByOp) => model.gru.forward_op_by_op(&model.embed(ids), &no_masks),
-                (None, _) => model.gru.forward_fused(&model.embed(ids), &no_masks, false),
+                (None, _) => {
+                    let params = self
+                        .fused_params
+                        .as_ref()
+                        .expect("prepared for the fused GRU");
+                    model
+                        .gru
+                        .forward_fused_with(params, &model.embed(ids), &no_masks, false)
+                }
             };
             model.dense(&h_last)
         })
