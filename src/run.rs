@@ -148,6 +148,14 @@ fn use_threads(model: &SentimentModel, threads: usize) {
     tch::set_num_threads(if kernel_runs { 1 } else { threads as i32 });
 }
 
+/// Writes `value` as pretty JSON, atomically.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let mut json = serde_json::to_string_pretty(value)
+        .with_context(|| format!("cannot serialise {}", path.display()))?;
+    json.push('\n');
+    write_atomically(path, |out| std::io::Write::write_all(out, json.as_bytes()))
+}
+
 /// Saves the weights as safetensors, atomically.
 pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<()> {
     replace_atomically(path, |tmp| {
@@ -180,12 +188,34 @@ pub fn train_command(opts: &TrainOptions) -> Result<()> {
         .run_dir
         .clone()
         .unwrap_or_else(|| Path::new("runs").join(timestamp_name(SystemTime::now())));
-    fs::create_dir_all(&run_dir)
-        .with_context(|| format!("cannot create the run folder {}", run_dir.display()))?;
+    // Never write over an earlier run's results.
+    if run_dir.join(CONFIG_FILE).exists() {
+        bail!(
+            "--run-dir {} already holds a run ({CONFIG_FILE}); choose another folder or remove it",
+            run_dir.display()
+        );
+    }
     let history_path = opts
         .history
         .clone()
         .unwrap_or_else(|| run_dir.join(HISTORY_FILE));
+    if history_path.exists() {
+        bail!(
+            "--history {} already exists; choose another file or remove it",
+            history_path.display()
+        );
+    }
+    fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create the run folder {}", run_dir.display()))?;
+    // Found out now rather than after the first epoch's work.
+    if let Some(parent) = history_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).with_context(|| {
+            format!(
+                "cannot create the folder of --history {}",
+                history_path.display()
+            )
+        })?;
+    }
     let started = Instant::now();
     let vs = nn::VarStore::new(device);
     let model = SentimentModel::new(&vs.root(), opts.model, opts.gru_impl, opts.threads);
@@ -216,11 +246,7 @@ pub fn train_command(opts: &TrainOptions) -> Result<()> {
         threads: opts.threads,
         gru_imdb_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let json = serde_json::to_string_pretty(&config).context("cannot serialise the run config")?;
-    write_atomically(&run_dir.join(CONFIG_FILE), |out| {
-        use std::io::Write;
-        writeln!(out, "{json}")
-    })?;
+    write_json(&run_dir.join(CONFIG_FILE), &config)?;
     dataset.vocab.save(&run_dir.join(VOCAB_FILE))?;
 
     let train_data = SplitTensors::new(&dataset.train, device);
@@ -392,12 +418,7 @@ pub fn evaluate_command(opts: &EvaluateOptions) -> Result<()> {
         figures.push(throughput);
     }
     if let Some(path) = &opts.json {
-        let json =
-            serde_json::to_string_pretty(&figures).context("cannot serialise the figures")?;
-        write_atomically(path, |out| {
-            use std::io::Write;
-            writeln!(out, "{json}")
-        })?;
+        write_json(path, &figures)?;
     }
     Ok(())
 }

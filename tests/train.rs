@@ -287,6 +287,52 @@ fn out_of_range_flags_are_refused_with_a_message_naming_the_flag() {
 }
 
 #[test]
+fn an_earlier_run_is_never_written_over() {
+    let f = fixture();
+    f.train("run", 1, &[]);
+    let before = std::fs::read(f.root.join("run/model.safetensors")).unwrap();
+    let mut args = f.data_flags();
+    args.extend(
+        [
+            "--epochs",
+            "1",
+            "--run-dir",
+            f.root.join("run").to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = run_cli(&args);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("--run-dir") && stderr.contains("already holds a run"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(f.root.join("run/model.safetensors")).unwrap(),
+        before
+    );
+
+    let history = f.root.join("run/history.csv");
+    let mut args = f.data_flags();
+    args.extend(
+        [
+            "--epochs",
+            "1",
+            "--run-dir",
+            f.root.join("other").to_str().unwrap(),
+            "--history",
+            history.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = run_cli(&args);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("--history"), "{stderr}");
+}
+
+#[test]
 fn predict_without_a_run_folder_says_so() {
     let f = fixture();
     let missing = f.root.join("no-such-run");
