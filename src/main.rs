@@ -43,8 +43,15 @@ struct EvaluateCommand {
     /// Run folder of a finished training.
     #[arg(long)]
     run_dir: PathBuf,
-    #[command(flatten)]
-    source: DataSourceFlags,
+    /// Download and cache folder.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// URL or local path of the archive [default: the one the run trained on].
+    #[arg(long)]
+    data_url: Option<String>,
+    /// Expected sha256 of --data-url [default: the run's, when --data-url is too].
+    #[arg(long)]
+    data_sha256: Option<String>,
     /// Batch sizes to evaluate at (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "32,1024")]
     batch_size: Vec<usize>,
@@ -302,8 +309,9 @@ fn run(cli: Cli) -> Result<()> {
         ),
         Some(Command::Evaluate(cmd)) => run::evaluate_command(&run::EvaluateOptions {
             run_dir: cmd.run_dir.clone(),
-            // Shape (max_features, maxlen) comes from the run's config.
-            data: cmd.source.config(0, 0, false),
+            data_dir: cmd.data_dir.clone(),
+            data_url: cmd.data_url.clone(),
+            data_sha256: cmd.data_sha256.clone(),
             batch_sizes: cmd.batch_size.clone(),
             repeats: cmd.repeats,
             device: cmd.device,

@@ -354,8 +354,10 @@ impl TrainedModel {
 #[derive(Debug, Clone)]
 pub struct EvaluateOptions {
     pub run_dir: PathBuf,
-    /// Where the reviews come from; the shape is taken from the run.
-    pub data: DataConfig,
+    pub data_dir: PathBuf,
+    /// The archive; `None` takes the run's (and its sha256).
+    pub data_url: Option<String>,
+    pub data_sha256: Option<String>,
     pub batch_sizes: Vec<usize>,
     pub repeats: usize,
     pub device: DeviceChoice,
@@ -386,10 +388,22 @@ pub fn evaluate_command(opts: &EvaluateOptions) -> Result<()> {
     }
     let device = opts.device.resolve()?;
     let trained = TrainedModel::load(&opts.run_dir, device, opts.threads)?;
+    // The test set shaped as the run was trained: same num_words and maxlen,
+    // and by default the same archive.
+    let (url, sha256) = match &opts.data_url {
+        Some(url) => (url.clone(), opts.data_sha256.clone()),
+        None => (
+            trained.config.data_url.clone(),
+            trained.config.data_sha256.clone(),
+        ),
+    };
     let data = DataConfig {
+        data_dir: opts.data_dir.clone(),
+        url,
+        sha256,
         max_features: trained.config.model.max_features,
         maxlen: trained.config.maxlen,
-        ..opts.data.clone()
+        progress: false,
     };
     let test = SplitTensors::new(&data::load_dataset(&data)?.test, device);
     let mut figures = Vec::new();

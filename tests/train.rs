@@ -195,14 +195,16 @@ fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() 
         "{predict_accuracy} vs {test_accuracy}"
     );
 
-    // evaluate reloads the run and gets the same accuracy at any batch size.
+    // evaluate reloads the run and gets the same accuracy at any batch size,
+    // on the archive the run trained on (from its config.json).
     let json = f.root.join("eval.json");
     let mut args = vec![
         "evaluate".to_owned(),
         "--run-dir".into(),
         run.to_str().unwrap().into(),
+        "--data-dir".into(),
+        f.root.join("data").to_str().unwrap().into(),
     ];
-    args.extend(f.data_flags());
     args.extend(
         [
             "--batch-size",
