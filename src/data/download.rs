@@ -216,9 +216,11 @@ fn fetch_once(
     if have > 0 {
         request = request.header(RANGE, format!("bytes={have}-"));
     }
-    let response = request
-        .send()
-        .with_context(|| format!("cannot download {url}"))?;
+    let response = request.send().with_context(|| {
+        format!(
+            "cannot download {url} (offline? --data-url also takes a local copy of the archive)"
+        )
+    })?;
     let status = response.status();
     let append = match status {
         StatusCode::PARTIAL_CONTENT if have > 0 => {
