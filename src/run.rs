@@ -178,6 +178,16 @@ pub fn train_command(opts: &TrainOptions) -> Result<()> {
         }
     };
     let device = opts.device.resolve()?;
+    // `auto` always picks a valid one; a forced choice may not fit.
+    match opts.gru_impl {
+        GruImpl::Fused if opts.model.recurrent_dropout > 0.0 => {
+            bail!("the fused GRU has no recurrent dropout: use --recurrent-dropout 0 with it")
+        }
+        GruImpl::CpuKernel if device != Device::Cpu => {
+            bail!("the CPU kernel runs on the CPU only: use --device cpu with it")
+        }
+        _ => {}
+    }
     let seed = opts.seed.unwrap_or_else(fresh_seed);
     tch::manual_seed(seed as i64);
 
@@ -221,12 +231,6 @@ pub fn train_command(opts: &TrainOptions) -> Result<()> {
     let model = SentimentModel::new(&vs.root(), opts.model, opts.gru_impl, opts.threads);
     let gru_impl = model.resolved_gru_impl(true);
     use_threads(&model, opts.threads);
-    if gru_impl == GruImpl::Fused && opts.model.recurrent_dropout > 0.0 {
-        bail!("the fused GRU has no recurrent dropout: use --recurrent-dropout 0 with it");
-    }
-    if gru_impl == GruImpl::CpuKernel && device != Device::Cpu {
-        bail!("the CPU kernel runs on the CPU only: use --device cpu with it");
-    }
     say(format!(
         "Training on {} with the {:?} GRU, seed {seed}; run folder {}",
         describe(device),

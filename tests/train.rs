@@ -46,38 +46,50 @@ impl Fixture {
         .to_vec()
     }
 
+    /// `path` under the fixture's folder, as a string for the command line.
+    fn path(&self, path: &str) -> String {
+        self.root.join(path).to_str().unwrap().to_owned()
+    }
+
+    /// Runs the binary with `args` followed by the fixture's data flags;
+    /// returns (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let data = self.data_flags();
+        let all: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(data.iter().map(String::as_str))
+            .collect();
+        run_cli(&all)
+    }
+
     /// Trains a small model for `epochs` into `run`; returns stdout.
     fn train(&self, run: &str, epochs: usize, extra: &[&str]) -> String {
-        let run_dir = self.root.join(run);
-        let mut args: Vec<String> = self.data_flags();
-        args.extend(
-            [
-                "--epochs",
-                &epochs.to_string(),
-                "--run-dir",
-                run_dir.to_str().unwrap(),
-                "--max-features",
-                "200",
-                "--maxlen",
-                "40",
-                "--embedding-dim",
-                "16",
-                "--units",
-                "8",
-                "--batch-size",
-                "16",
-                "--learning-rate",
-                "0.01",
-                "--seed",
-                "3",
-                "--verbose",
-                "2",
-            ]
-            .map(String::from),
-        );
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (code, stdout, stderr) = run_cli(&args);
+        let (epochs, run_dir) = (epochs.to_string(), self.path(run));
+        let mut args = vec![
+            "--epochs",
+            &epochs,
+            "--run-dir",
+            &run_dir,
+            "--max-features",
+            "200",
+            "--maxlen",
+            "40",
+            "--embedding-dim",
+            "16",
+            "--units",
+            "8",
+            "--batch-size",
+            "16",
+            "--learning-rate",
+            "0.01",
+            "--seed",
+            "3",
+            "--verbose",
+            "2",
+        ];
+        args.extend(extra);
+        let (code, stdout, stderr) = self.run(&args);
         assert_eq!(code, Some(0), "training failed:\n{stdout}\n{stderr}");
         stdout
     }
@@ -267,15 +279,7 @@ fn out_of_range_flags_are_refused_with_a_message_naming_the_flag() {
         ("--device", "tpu"),
         ("--verbose", "3"),
     ] {
-        let mut args = f.data_flags();
-        args.extend([
-            flag.to_owned(),
-            value.to_owned(),
-            "--run-dir".into(),
-            f.root.join("bad").to_str().unwrap().into(),
-        ]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (code, _, stderr) = run_cli(&args);
+        let (code, _, stderr) = f.run(&[flag, value, "--run-dir", &f.path("bad")]);
         assert!(
             matches!(code, Some(c) if c != 0),
             "{flag} {value} was accepted"
@@ -293,18 +297,7 @@ fn an_earlier_run_is_never_written_over() {
     let f = fixture();
     f.train("run", 1, &[]);
     let before = std::fs::read(f.root.join("run/model.safetensors")).unwrap();
-    let mut args = f.data_flags();
-    args.extend(
-        [
-            "--epochs",
-            "1",
-            "--run-dir",
-            f.root.join("run").to_str().unwrap(),
-        ]
-        .map(String::from),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, stderr) = run_cli(&args);
+    let (code, _, stderr) = f.run(&["--epochs", "1", "--run-dir", &f.path("run")]);
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("--run-dir") && stderr.contains("already holds a run"),
@@ -315,23 +308,27 @@ fn an_earlier_run_is_never_written_over() {
         before
     );
 
-    let history = f.root.join("run/history.csv");
-    let mut args = f.data_flags();
-    args.extend(
-        [
-            "--epochs",
-            "1",
-            "--run-dir",
-            f.root.join("other").to_str().unwrap(),
-            "--history",
-            history.to_str().unwrap(),
-        ]
-        .map(String::from),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, stderr) = run_cli(&args);
+    let history = f.path("run/history.csv");
+    let (code, _, stderr) = f.run(&[
+        "--epochs",
+        "1",
+        "--run-dir",
+        &f.path("other"),
+        "--history",
+        &history,
+    ]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("--history"), "{stderr}");
+}
+
+#[test]
+fn a_gru_implementation_that_cannot_run_is_refused_before_anything_is_written() {
+    let f = fixture();
+    // The fused GRU has no recurrent dropout, and the default asks for 0.2.
+    let (code, _, stderr) = f.run(&["--gru-implementation", "fused", "--run-dir", &f.path("run")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("--recurrent-dropout 0"), "{stderr}");
+    assert!(!f.root.join("run").exists(), "no run folder is left behind");
 }
 
 #[test]
