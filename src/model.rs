@@ -423,16 +423,16 @@ impl SentimentModel {
     /// masks drawn from libtorch's generator. The gradients of a loss of its
     /// logits come from [`TrainForward::backward`].
     pub fn forward_train(&self, ids: &Tensor) -> TrainForward {
+        let gru_impl = self.resolved_gru_impl(true);
         // The kernel path computes the embedding gradient itself.
-        let kernel = self.resolved_gru_impl(true) == GruImpl::CpuKernel;
-        let embedded = if kernel {
+        let embedded = if gru_impl == GruImpl::CpuKernel {
             tch::no_grad(|| self.embed(ids))
         } else {
             self.embed(ids)
         };
         let (b, _, d) = embedded.size3().expect("ids must be [B, T]");
         let masks = self.gru.draw_masks(b, d, self.device);
-        match self.resolved_gru_impl(true) {
+        match gru_impl {
             GruImpl::CpuKernel => {
                 let mut tape = self.spare_tape.take().unwrap_or_default();
                 let h_last = self.kernel_forward(&embedded, &masks, Some(&mut tape));
@@ -460,21 +460,21 @@ impl SentimentModel {
 
     /// Inference mode (no dropout, no graph), prepared once for many batches.
     pub fn inference(&self) -> Inference<'_> {
-        let projection_table = (self.resolved_gru_impl(false) == GruImpl::CpuKernel).then(|| {
-            let embeddings = self.embeddings.detach().contiguous();
-            // SAFETY: contiguous f32 CPU tensors alive for the call, not written meanwhile.
-            unsafe {
-                let weights = self.gru.cpu_weights(self.config.embedding_dim);
-                gru_cpu::projection_table(&weights, f32_slice(&embeddings), self.threads)
+        let path = match self.resolved_gru_impl(false) {
+            GruImpl::CpuKernel => {
+                let embeddings = self.embeddings.detach().contiguous();
+                // SAFETY: contiguous f32 CPU tensors alive for the call, not written meanwhile.
+                InferencePath::ProjectionTable(unsafe {
+                    let weights = self.gru.cpu_weights(self.config.embedding_dim);
+                    gru_cpu::projection_table(&weights, f32_slice(&embeddings), self.threads)
+                })
             }
-        });
-        let fused_params = (self.resolved_gru_impl(false) == GruImpl::Fused)
-            .then(|| tch::no_grad(|| self.gru.fused_params()));
-        Inference {
-            model: self,
-            projection_table,
-            fused_params,
-        }
+            GruImpl::OpByOp => InferencePath::OpByOp,
+            GruImpl::Fused | GruImpl::Auto => {
+                InferencePath::Fused(tch::no_grad(|| self.gru.fused_params()))
+            }
+        };
+        Inference { model: self, path }
     }
 
     fn kernel_forward(
@@ -570,15 +570,21 @@ impl TrainForward {
     }
 }
 
-/// The model in inference mode. With the CPU kernel, the input projection
-/// `x W + b` of every vocabulary entry is computed once (`[N, 3H]`), since
-/// without dropout it depends on the token alone; each batch then runs only
-/// the recurrence on looked-up rows.
+/// The model in inference mode, with what each implementation prepares once
+/// for all batches.
 pub struct Inference<'a> {
     model: &'a SentimentModel,
-    projection_table: Option<Vec<f32>>,
-    /// For the fused GRU: its weights in libtorch's layout.
-    fused_params: Option<Vec<Tensor>>,
+    path: InferencePath,
+}
+
+enum InferencePath {
+    /// The CPU kernel: without dropout the input projection `x W + b`
+    /// depends on the token alone, so it is computed once per vocabulary
+    /// entry (`[N, 3H]`) and each batch runs only the recurrence.
+    ProjectionTable(Vec<f32>),
+    OpByOp,
+    /// The fused GRU, with its weights in libtorch's layout.
+    Fused(Vec<Tensor>),
 }
 
 impl Inference<'_> {
@@ -590,8 +596,8 @@ impl Inference<'_> {
                 input: None,
                 recurrent: None,
             };
-            let h_last = match (&self.projection_table, model.resolved_gru_impl(false)) {
-                (Some(table), _) => {
+            let h_last = match &self.path {
+                InferencePath::ProjectionTable(table) => {
                     let (b, t) = ids.size2().expect("ids must be [B, T]");
                     let ids = ids.to_kind(Kind::Int64).contiguous();
                     // SAFETY: contiguous CPU tensors alive for the call, not written meanwhile.
@@ -610,12 +616,8 @@ impl Inference<'_> {
                     };
                     Tensor::from_slice(&h_last).view([b, model.gru.units])
                 }
-                (None, GruImpl::OpByOp) => model.gru.forward_op_by_op(&model.embed(ids), &no_masks),
-                (None, _) => {
-                    let params = self
-                        .fused_params
-                        .as_ref()
-                        .expect("prepared for the fused GRU");
+                InferencePath::OpByOp => model.gru.forward_op_by_op(&model.embed(ids), &no_masks),
+                InferencePath::Fused(params) => {
                     model
                         .gru
                         .forward_fused_with(params, &model.embed(ids), &no_masks, false)
