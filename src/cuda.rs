@@ -8,14 +8,14 @@
 //! measured. So the binary carries an rpath to libtorch's folder, and a run
 //! that may use a GPU opens the backend here, before the first libtorch call
 //! asks whether CUDA exists.
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 
 /// The NVIDIA driver's user-space library: without it there is no GPU to use.
 const DRIVER: &CStr = c"libcuda.so.1";
-const BACKEND: &str = "libtorch_cuda.so";
+const BACKEND: &CStr = c"libtorch_cuda.so";
 
 static LOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
@@ -48,8 +48,7 @@ pub fn try_load() -> bool {
 pub fn load() -> Result<()> {
     let loaded = LOADED.get_or_init(|| {
         dlopen(DRIVER).map_err(|e| format!("no NVIDIA driver ({e})"))?;
-        let backend = CString::new(BACKEND).expect("no NUL in the name");
-        dlopen(&backend).map_err(|e| format!("cannot load {BACKEND} ({e})"))
+        dlopen(BACKEND).map_err(|e| format!("cannot load {} ({e})", BACKEND.to_string_lossy()))
     });
     match loaded {
         Ok(()) => Ok(()),

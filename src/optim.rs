@@ -87,20 +87,20 @@ impl Adam {
         let t = self.iterations as i32;
         let alpha = learning_rate * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
         let threads = self.threads;
+        let constants = StepConstants {
+            alpha: alpha as f32,
+            one_minus_beta_1: (1.0 - beta_1) as f32,
+            one_minus_beta_2: (1.0 - beta_2) as f32,
+            epsilon: epsilon as f32,
+        };
         tch::no_grad(|| {
             for (Slot { param, m, v }, g) in self.slots.iter_mut().zip(grads) {
                 let g = g.contiguous();
-                if param.device() == Device::Cpu && g.is_contiguous() && g.kind() == Kind::Float {
-                    // SAFETY: param, m and v are contiguous f32 CPU tensors
-                    // of the same size that only this optimiser writes, and
-                    // no graph holds them during the step.
-                    let step = StepConstants {
-                        alpha: alpha as f32,
-                        one_minus_beta_1: (1.0 - beta_1) as f32,
-                        one_minus_beta_2: (1.0 - beta_2) as f32,
-                        epsilon: epsilon as f32,
-                    };
-                    unsafe { update_cpu(param, m, v, &g, step, threads) };
+                if param.device() == Device::Cpu && g.kind() == Kind::Float {
+                    // SAFETY: param, m, v and g are contiguous f32 CPU
+                    // tensors of the same size; only this optimiser writes
+                    // param, m and v, and no graph holds them during the step.
+                    unsafe { update_cpu(param, m, v, &g, constants, threads) };
                 } else {
                     let _ = m.lerp_(&g, 1.0 - beta_1);
                     let _ = v.lerp_(&(&g * &g), 1.0 - beta_2);
