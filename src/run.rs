@@ -443,6 +443,11 @@ pub fn evaluate_command(opts: &EvaluateOptions) -> Result<()> {
 
 /// `gru-imdb predict`: one line per text, `probability<TAB>label<TAB>text`.
 pub fn predict_command(run_dir: &Path, texts: &[String], threads: usize) -> Result<()> {
+    if texts.is_empty() {
+        bail!(
+            "no reviews to predict: give them as arguments, with --file, or on stdin, one per line"
+        );
+    }
     let trained = TrainedModel::load(run_dir, Device::Cpu, threads)?;
     for (text, p) in texts.iter().zip(trained.predict(texts)) {
         let label = if p > 0.5 { "positive" } else { "negative" };

@@ -332,7 +332,7 @@ fn a_gru_implementation_that_cannot_run_is_refused_before_anything_is_written() 
 }
 
 #[test]
-fn predict_without_a_run_folder_says_so() {
+fn predict_without_a_run_folder_or_reviews_says_so() {
     let f = fixture();
     let missing = f.root.join("no-such-run");
     let (code, _, stderr) = run_cli(&[
@@ -343,4 +343,17 @@ fn predict_without_a_run_folder_says_so() {
     ]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("config.json"), "{stderr}");
+
+    // An empty --file is refused rather than answered with nothing.
+    let empty = f.root.join("empty.txt");
+    std::fs::write(&empty, "\n\n").unwrap();
+    let (code, _, stderr) = run_cli(&[
+        "predict",
+        "--run-dir",
+        missing.to_str().unwrap(),
+        "--file",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no reviews to predict"), "{stderr}");
 }
