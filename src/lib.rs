@@ -1,15 +1,24 @@
 //! gru-imdb: the Keras IMDB GRU sentiment tutorial on libtorch.
 //!
-//! `data` turns `aclImdb_v1.tar.gz` into the padded arrays of
-//! `imdb.load_data(num_words) + pad_sequences(maxlen)`; `model` is the Keras
-//! model (its GRU on the CPU is the fused kernel of `gru_cpu`); `train` fits
-//! and evaluates it; `run` is a whole training run and its run folder.
+//! From the command line to the work: `cli` parses flags and validates them
+//! into `settings`; `commands` runs each subcommand. `data` turns
+//! `aclImdb_v1.tar.gz` into the padded arrays of `imdb.load_data(num_words)
+//! + pad_sequences(maxlen)`; `model` is the Keras model (its GRU on the CPU
+//! is the fused kernel of `gru_cpu`), placed by `device`; `train` fits it
+//! with `optim`'s Adam, `evaluation` measures it, `inference` loads a trained
+//! one back; `run_folder` owns what a run leaves on disk.
 pub mod atomic;
+pub mod cli;
+pub mod commands;
 pub mod cuda;
 pub mod data;
+pub mod device;
+pub mod evaluation;
 pub mod gru_cpu;
+pub mod inference;
 pub mod model;
 pub mod optim;
 pub mod progress;
-pub mod run;
+pub mod run_folder;
+pub mod settings;
 pub mod train;

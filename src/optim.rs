@@ -15,24 +15,16 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-/// Adam's hyper-parameters; defaults are Keras's.
+use crate::model::tensor_slice::{f32_slice, f32_slice_mut};
+use crate::model::Parameters;
+
+/// Adam's hyper-parameters (Keras's defaults are in `settings::defaults`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdamConfig {
     pub learning_rate: f64,
     pub beta_1: f64,
     pub beta_2: f64,
     pub epsilon: f64,
-}
-
-impl Default for AdamConfig {
-    fn default() -> Self {
-        AdamConfig {
-            learning_rate: 1e-3,
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-7,
-        }
-    }
 }
 
 struct Slot {
@@ -43,7 +35,7 @@ struct Slot {
 
 pub struct Adam {
     config: AdamConfig,
-    slots: Vec<Slot>,
+    slots: Parameters<Slot>,
     iterations: u64,
     /// Threads of the CPU update.
     threads: usize,
@@ -52,15 +44,12 @@ pub struct Adam {
 impl Adam {
     /// Adam over `params` (the model's trainable tensors); `threads` for
     /// the update of CPU tensors.
-    pub fn new(params: Vec<Tensor>, config: AdamConfig, threads: usize) -> Adam {
-        let slots = params
-            .into_iter()
-            .map(|param| Slot {
-                m: param.zeros_like(),
-                v: param.zeros_like(),
-                param,
-            })
-            .collect();
+    pub fn new(params: &Parameters<Tensor>, config: AdamConfig, threads: usize) -> Adam {
+        let slots = params.map(|param| Slot {
+            m: param.zeros_like(),
+            v: param.zeros_like(),
+            param: param.shallow_clone(),
+        });
         Adam {
             config,
             slots,
@@ -69,14 +58,8 @@ impl Adam {
         }
     }
 
-    /// Steps taken so far (Keras's `optimizer.iterations`).
-    pub fn iterations(&self) -> u64 {
-        self.iterations
-    }
-
-    /// One update with `grads`, one per parameter in the order given to `new`.
-    pub fn step(&mut self, grads: &[Tensor]) {
-        assert_eq!(grads.len(), self.slots.len(), "one gradient per parameter");
+    /// One update with `grads`, the gradient of each parameter.
+    pub fn step(&mut self, grads: &Parameters<Tensor>) {
         self.iterations += 1;
         let AdamConfig {
             learning_rate,
@@ -94,7 +77,7 @@ impl Adam {
             epsilon: epsilon as f32,
         };
         tch::no_grad(|| {
-            for (Slot { param, m, v }, g) in self.slots.iter_mut().zip(grads) {
+            for (Slot { param, m, v }, g) in self.slots.iter_mut().zip(grads.iter()) {
                 let g = g.contiguous();
                 if param.device() == Device::Cpu && g.kind() == Kind::Float {
                     // SAFETY: param, m, v and g are contiguous f32 CPU
@@ -105,7 +88,7 @@ impl Adam {
                     let _ = m.lerp_(&g, 1.0 - beta_1);
                     let _ = v.lerp_(&(&g * &g), 1.0 - beta_2);
                     let update = &*m / (v.sqrt() + epsilon) * alpha;
-                    let _ = param.f_sub_(&update);
+                    *param -= &update;
                 }
             }
         });
@@ -139,11 +122,16 @@ unsafe fn update_cpu(
     threads: usize,
 ) {
     let n = param.numel();
-    debug_assert!([m.numel(), v.numel(), g.numel()].iter().all(|&k| k == n));
-    let p = std::slice::from_raw_parts_mut(param.data_ptr() as *mut f32, n);
-    let m = std::slice::from_raw_parts_mut(m.data_ptr() as *mut f32, n);
-    let v = std::slice::from_raw_parts_mut(v.data_ptr() as *mut f32, n);
-    let g = std::slice::from_raw_parts(g.data_ptr() as *const f32, n);
+    assert!(
+        [m.numel(), v.numel(), g.numel()].iter().all(|&k| k == n),
+        "Adam: a gradient or moment differs in size from its parameter"
+    );
+    let (p, m, v, g) = (
+        f32_slice_mut(param),
+        f32_slice_mut(m),
+        f32_slice_mut(v),
+        f32_slice(g),
+    );
     let threads = if n >= PARALLEL_MIN { threads.max(1) } else { 1 };
     let chunk = n.div_ceil(threads);
     std::thread::scope(|scope| {
@@ -194,6 +182,7 @@ fn update_slice_portable(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32],
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::defaults;
 
     /// Keras's formula in f64, straight from its source.
     fn keras_adam(p: &mut [f64], grads: &[Vec<f64>], c: AdamConfig) {
@@ -212,36 +201,45 @@ mod tests {
 
     #[test]
     fn adam_follows_keras_formula_on_small_and_threaded_tensors() {
+        let to_f64 = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double)).unwrap();
+        let random = |n: i64, scale: f64| {
+            Parameters::from_ordered(
+                (0..6).map(|_| Tensor::randn([n], (Kind::Float, Device::Cpu)) * scale),
+            )
+        };
         for n in [7usize, PARALLEL_MIN + 3] {
             tch::manual_seed(n as i64);
-            let start = Tensor::randn([n as i64], (Kind::Float, Device::Cpu));
-            let grads: Vec<Tensor> = (0..4)
-                .map(|_| Tensor::randn([n as i64], (Kind::Float, Device::Cpu)) * 1e-3)
-                .collect();
-            let param = start.copy();
+            let start = random(n as i64, 1.0);
+            let grads: Vec<Parameters<Tensor>> = (0..4).map(|_| random(n as i64, 1e-3)).collect();
+            let params = start.map(Tensor::copy);
             let config = AdamConfig {
                 learning_rate: 0.01,
-                ..AdamConfig::default()
+                beta_1: defaults::BETA_1,
+                beta_2: defaults::BETA_2,
+                epsilon: defaults::EPSILON,
             };
-            let mut adam = Adam::new(vec![param.shallow_clone()], config, 2);
+            let mut adam = Adam::new(&params, config, 2);
             for g in &grads {
-                adam.step(&[g.shallow_clone()]);
+                adam.step(g);
             }
-            assert_eq!(adam.iterations(), 4);
-            let to_f64 = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double)).unwrap();
-            let mut expected = to_f64(&start);
-            keras_adam(
-                &mut expected,
-                &grads.iter().map(to_f64).collect::<Vec<_>>(),
-                config,
-            );
-            let got = to_f64(&param.detach());
-            let worst = got
-                .iter()
-                .zip(&expected)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            assert!(worst < 1e-6, "n = {n}: max deviation {worst}");
+            assert_eq!(adam.iterations, 4);
+            for (k, (start, got)) in start.iter().zip(params.iter()).enumerate() {
+                let mut expected = to_f64(start);
+                let grads_k: Vec<Vec<f64>> = grads
+                    .iter()
+                    .map(|g| to_f64(g.iter().nth(k).unwrap()))
+                    .collect();
+                keras_adam(&mut expected, &grads_k, config);
+                let worst = to_f64(&got.detach())
+                    .iter()
+                    .zip(&expected)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    worst < 1e-6,
+                    "n = {n}, parameter {k}: max deviation {worst}"
+                );
+            }
         }
     }
 }

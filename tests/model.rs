@@ -1,5 +1,7 @@
 //! The GRU implementations compute one function, with Keras's dropout.
-use gru_imdb::model::{GruImpl, GruLayer, GruMasks, ModelConfig, SentimentModel};
+use gru_imdb::device::{GruImpl, GruPlan};
+use gru_imdb::model::{GruLayer, GruMasks, SentimentModel};
+use gru_imdb::settings::ModelConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's generator is global to the process and tests run in
@@ -32,7 +34,7 @@ fn small_model(
 ) -> (nn::VarStore, SentimentModel) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = SentimentModel::new(&vs.root(), config, gru_impl, 2);
+    let model = SentimentModel::new(&vs.root(), config, GruPlan::only(gru_impl), 2);
     let random_bias = Tensor::randn(model.gru.bias.size(), (Kind::Float, Device::Cpu)) * 0.3;
     tch::no_grad(|| model.gru.bias.shallow_clone().copy_(&random_bias));
     (vs, model)
@@ -205,9 +207,14 @@ fn training_step(model: &SentimentModel, ids: &Tensor, mask_seed: i64) -> Vec<Te
         tch::Reduction::Mean,
     );
     let logits = forward.logits.detach();
+    // One gradient per parameter, matched by name.
     let grads = forward.backward(model, &loss);
-    assert_eq!(grads.len(), model.parameters().len());
-    std::iter::once(logits).chain(grads).collect()
+    for (grad, param) in grads.iter().zip(model.parameters().iter()) {
+        assert_eq!(grad.size(), param.size());
+    }
+    std::iter::once(logits)
+        .chain(grads.iter().map(Tensor::shallow_clone))
+        .collect()
 }
 
 fn ids(seed: i64) -> Tensor {

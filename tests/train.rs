@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{run_cli, sha256_hex, synthetic_reviews, write_synthetic_imdb_archive};
-use gru_imdb::train::HistoryCsv;
+use gru_imdb::run_folder::HistoryCsv;
 
 const REVIEWS_PER_FOLDER: usize = 80;
 const ARCHIVE_SEED: u64 = 7;

@@ -1,0 +1,384 @@
+//! The command line: flags as clap parses them (raw), and their conversion
+//! into the validated settings of `settings`, once, before any work.
+//!
+//! `gru-imdb [FLAGS]` with no subcommand trains, as `gru-imdb train
+//! [FLAGS]` does, so the tutorial's `cargo run --release -- --epochs 5`
+//! keeps working.
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::{DataConfig, CANONICAL_URL};
+use crate::device::{available_threads, DeviceChoice, GruChoice, Placement};
+use crate::optim::AdamConfig;
+use crate::progress::Verbosity;
+use crate::settings::{
+    check_passes, check_sha256, check_threads, defaults, EvaluateData, EvaluateSettings,
+    ModelConfig, PredictSettings, RunOutputs, TrainConfig, TrainSettings,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gru-imdb",
+    version,
+    about = "Train the Keras IMDB GRU sentiment model (Embedding -> GRU -> Dense) on libtorch",
+    args_conflicts_with_subcommands = true,
+    // So `--dropout -0.1` reaches our range check instead of being read as a flag.
+    allow_negative_numbers = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub train: TrainFlags,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train the model (the default command): every Keras default is a flag.
+    Train(TrainFlags),
+    /// Download and prepare the IMDB arrays, print what Keras's load_data prints.
+    Data(DataFlags),
+    /// Print the positive-class probability and label of review texts, with a
+    /// trained run's model.
+    Predict(PredictFlags),
+    /// Evaluate a trained run on the test set: loss, accuracy and reviews/s.
+    Evaluate(EvaluateFlags),
+}
+
+/// Where the reviews come from.
+#[derive(Args, Debug, Clone)]
+pub struct DataSourceFlags {
+    /// Download and cache folder.
+    #[arg(long, default_value = defaults::DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// URL (http or https) or local path of aclImdb_v1.tar.gz
+    /// [default: the canonical archive; for evaluate, the one the run trained on].
+    #[arg(long)]
+    pub data_url: Option<String>,
+    /// Expected sha256 of the archive (hex) [default: the canonical
+    /// archive's for the canonical URL; for evaluate, the run's].
+    #[arg(long)]
+    pub data_sha256: Option<String>,
+}
+
+/// How the reviews are shaped into ids.
+#[derive(Args, Debug, Clone)]
+pub struct DataShapeFlags {
+    /// Keep the N most frequent words (Keras num_words); others become 2 (OOV).
+    #[arg(long, default_value_t = defaults::MAX_FEATURES)]
+    pub max_features: usize,
+    /// Pad or truncate every review to this many ids (Keras pad_sequences maxlen).
+    #[arg(long, default_value_t = defaults::MAXLEN)]
+    pub maxlen: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DeviceFlags {
+    /// auto, cpu, cuda or cuda:N (auto takes a GPU when there is one).
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ThreadsFlags {
+    /// CPU threads [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainFlags {
+    #[command(flatten)]
+    pub source: DataSourceFlags,
+    #[command(flatten)]
+    pub shape: DataShapeFlags,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub fit: FitFlags,
+    /// Seed of weights, dropout masks and shuffling; the same seed gives the
+    /// same history on a CPU [default: random, recorded in config.json].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub device: DeviceFlags,
+    #[command(flatten)]
+    pub threads: ThreadsFlags,
+    /// The GRU implementation; all compute the same function, auto takes the
+    /// fastest for the device. For benchmarks and checks.
+    #[arg(long, value_enum, default_value_t = GruChoice::Auto, hide = true)]
+    pub gru_implementation: GruChoice,
+    /// History CSV path [default: <run-dir>/history.csv].
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Run folder for config, history, vocabulary and weights
+    /// [default: runs/<start time>].
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// 0 = silent, 1 = progress bar (lines when stdout is not a terminal),
+    /// 2 = one line per epoch.
+    #[arg(long, default_value_t = defaults::VERBOSE, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub verbose: u8,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelFlags {
+    /// Size of the word vectors.
+    #[arg(long, default_value_t = defaults::EMBEDDING_DIM)]
+    pub embedding_dim: usize,
+    /// GRU units.
+    #[arg(long, default_value_t = defaults::UNITS)]
+    pub units: usize,
+    /// Fraction of the GRU inputs dropped in training.
+    #[arg(long, default_value_t = defaults::DROPOUT)]
+    pub dropout: f64,
+    /// Fraction of the GRU recurrent state dropped in training.
+    #[arg(long, default_value_t = defaults::RECURRENT_DROPOUT)]
+    pub recurrent_dropout: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FitFlags {
+    /// Passes over the training set.
+    #[arg(long, default_value_t = defaults::EPOCHS)]
+    pub epochs: usize,
+    /// Samples per gradient step.
+    #[arg(long, default_value_t = defaults::BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Samples per batch when validating and testing (results do not depend on it)
+    /// [default: --batch-size].
+    #[arg(long)]
+    pub validation_batch_size: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = defaults::LEARNING_RATE)]
+    pub learning_rate: f64,
+    /// Adam beta_1.
+    #[arg(long, default_value_t = defaults::BETA_1)]
+    pub beta_1: f64,
+    /// Adam beta_2.
+    #[arg(long, default_value_t = defaults::BETA_2)]
+    pub beta_2: f64,
+    /// Adam epsilon.
+    #[arg(long, default_value_t = defaults::EPSILON)]
+    pub epsilon: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct DataFlags {
+    #[command(flatten)]
+    pub source: DataSourceFlags,
+    #[command(flatten)]
+    pub shape: DataShapeFlags,
+    /// Also write x_train.npy, y_train.npy, x_test.npy, y_test.npy (int32) here.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictFlags {
+    /// Run folder of a finished training (holds config.json, vocab.txt, model.safetensors).
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// Read reviews from this file, one per line ('-' for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub threads: ThreadsFlags,
+    /// Review texts; with none and no --file, reads stdin.
+    pub texts: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EvaluateFlags {
+    /// Run folder of a finished training.
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub source: DataSourceFlags,
+    /// Batch sizes to evaluate at (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = defaults::EVALUATE_BATCH_SIZES)]
+    pub batch_size: Vec<usize>,
+    /// Timed passes per batch size, after one warm-up pass.
+    #[arg(long, default_value_t = defaults::EVALUATE_REPEATS)]
+    pub repeats: usize,
+    #[command(flatten)]
+    pub device: DeviceFlags,
+    #[command(flatten)]
+    pub threads: ThreadsFlags,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+impl ThreadsFlags {
+    fn resolve(&self) -> Result<usize> {
+        let threads = self.threads.unwrap_or_else(available_threads);
+        check_threads(threads)?;
+        Ok(threads)
+    }
+}
+
+impl DataSourceFlags {
+    fn config(&self, shape: &DataShapeFlags, progress: bool) -> DataConfig {
+        DataConfig {
+            data_dir: self.data_dir.clone(),
+            url: self
+                .data_url
+                .clone()
+                .unwrap_or_else(|| CANONICAL_URL.to_owned()),
+            sha256: self.data_sha256.clone(),
+            max_features: shape.max_features,
+            maxlen: shape.maxlen,
+            progress,
+        }
+    }
+}
+
+impl DataFlags {
+    /// The data settings, checked as for training.
+    pub fn settings(&self) -> Result<DataConfig> {
+        let config = self.source.config(&self.shape, !self.quiet);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// A seed for a run that names none, recorded in its config.json.
+fn fresh_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (nanos as u64 ^ (u64::from(std::process::id()) << 32)) % (1 << 53)
+}
+
+impl TryFrom<&TrainFlags> for TrainSettings {
+    type Error = anyhow::Error;
+
+    fn try_from(flags: &TrainFlags) -> Result<TrainSettings> {
+        let verbosity = Verbosity::from_keras(flags.verbose);
+        let model = ModelConfig {
+            max_features: flags.shape.max_features,
+            embedding_dim: flags.model.embedding_dim,
+            units: flags.model.units,
+            dropout: flags.model.dropout,
+            recurrent_dropout: flags.model.recurrent_dropout,
+        };
+        let fit = &flags.fit;
+        let train = TrainConfig {
+            epochs: fit.epochs,
+            batch_size: fit.batch_size,
+            validation_batch_size: fit.validation_batch_size.unwrap_or(fit.batch_size),
+            adam: AdamConfig {
+                learning_rate: fit.learning_rate,
+                beta_1: fit.beta_1,
+                beta_2: fit.beta_2,
+                epsilon: fit.epsilon,
+            },
+        };
+        let data = flags
+            .source
+            .config(&flags.shape, verbosity != Verbosity::Silent);
+        data.validate()?;
+        model.validate()?;
+        train.validate()?;
+        let threads = flags.threads.resolve()?;
+        Ok(TrainSettings {
+            data,
+            model,
+            train,
+            seed: flags.seed.unwrap_or_else(fresh_seed),
+            placement: Placement::resolve(
+                flags.device.device,
+                flags.gru_implementation,
+                model.recurrent_dropout,
+                threads,
+            )?,
+            outputs: RunOutputs {
+                run_dir: flags.run_dir.clone(),
+                history: flags.history.clone(),
+            },
+            verbosity,
+        })
+    }
+}
+
+impl TryFrom<&PredictFlags> for PredictSettings {
+    type Error = anyhow::Error;
+
+    fn try_from(flags: &PredictFlags) -> Result<PredictSettings> {
+        let threads = flags.threads.resolve()?;
+        Ok(PredictSettings {
+            run_dir: flags.run_dir.clone(),
+            texts: flags.texts()?,
+            placement: Placement::resolve(DeviceChoice::Cpu, GruChoice::Auto, 0.0, threads)?,
+        })
+    }
+}
+
+impl TryFrom<&EvaluateFlags> for EvaluateSettings {
+    type Error = anyhow::Error;
+
+    fn try_from(flags: &EvaluateFlags) -> Result<EvaluateSettings> {
+        check_passes(flags.repeats, &flags.batch_size)?;
+        if let Some(sha) = &flags.source.data_sha256 {
+            check_sha256(sha)?;
+        }
+        let threads = flags.threads.resolve()?;
+        Ok(EvaluateSettings {
+            run_dir: flags.run_dir.clone(),
+            data: EvaluateData {
+                data_dir: flags.source.data_dir.clone(),
+                url: flags.source.data_url.clone(),
+                sha256: flags.source.data_sha256.clone(),
+            },
+            batch_sizes: flags.batch_size.clone(),
+            repeats: flags.repeats,
+            // Evaluation has no dropout, so the recurrent rate plays no part.
+            placement: Placement::resolve(flags.device.device, GruChoice::Auto, 0.0, threads)?,
+            json: flags.json.clone(),
+        })
+    }
+}
+
+impl PredictFlags {
+    /// The reviews: the arguments, then `--file` (or stdin when neither).
+    fn texts(&self) -> Result<Vec<String>> {
+        let mut texts = self.texts.clone();
+        let read_lines = |reader: &mut dyn BufRead, name: &str| -> Result<Vec<String>> {
+            reader
+                .lines()
+                .map(|line| line.with_context(|| format!("cannot read {name}")))
+                .filter(|line| !matches!(line, Ok(l) if l.trim().is_empty()))
+                .collect()
+        };
+        match &self.file {
+            Some(path) if path.as_os_str() == "-" => {
+                texts.extend(read_lines(&mut std::io::stdin().lock(), "stdin")?)
+            }
+            Some(path) => {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("cannot open --file {}", path.display()))?;
+                texts.extend(read_lines(
+                    &mut std::io::BufReader::new(file),
+                    &path.display().to_string(),
+                )?)
+            }
+            None if texts.is_empty() => {
+                if std::io::stdin().is_terminal() {
+                    eprintln!("Reading reviews from stdin, one per line (Ctrl-D to end)...");
+                }
+                texts.extend(read_lines(&mut std::io::stdin().lock(), "stdin")?)
+            }
+            None => {}
+        }
+        Ok(texts)
+    }
+}

@@ -1,0 +1,85 @@
+//! `gru-imdb evaluate`: test loss, accuracy and evaluation throughput of a
+//! trained run, one warm-up pass then `repeats` timed passes per batch size.
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::data::{self, DataConfig};
+use crate::evaluation::{evaluate, SplitTensors};
+use crate::inference::TrainedModel;
+use crate::run_folder::{write_json, RunConfig, RunFolder};
+use crate::settings::{EvaluateData, EvaluateSettings};
+
+/// One batch size's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub batch_size: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    /// Seconds of each timed pass over the test set.
+    pub pass_seconds: Vec<f64>,
+    /// Reviews per second of the median pass.
+    pub reviews_per_second: f64,
+}
+
+/// The test set shaped as the run was trained: same num_words and maxlen,
+/// and by default the same archive.
+fn data_of_run(data: &EvaluateData, run: &RunConfig) -> DataConfig {
+    let (url, sha256) = match &data.url {
+        Some(url) => (url.clone(), data.sha256.clone()),
+        None => (run.data_url.clone(), run.data_sha256.clone()),
+    };
+    DataConfig {
+        data_dir: data.data_dir.clone(),
+        url,
+        sha256,
+        max_features: run.model.max_features,
+        maxlen: run.maxlen,
+        progress: false,
+    }
+}
+
+pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
+    let trained = TrainedModel::load(&RunFolder::open(&settings.run_dir), &settings.placement)?;
+    let data = data_of_run(&settings.data, &trained.config);
+    let test = SplitTensors::new(&data::load_dataset(&data)?.test, settings.placement.device);
+    let mut figures = Vec::new();
+    for &batch_size in &settings.batch_sizes {
+        let throughput = measure(&trained, &test, batch_size, settings.repeats);
+        println!(
+            "batch {:>5}: {:>8.0} reviews/s  (loss {:.4}, accuracy {:.4})",
+            batch_size, throughput.reviews_per_second, throughput.loss, throughput.accuracy
+        );
+        figures.push(throughput);
+    }
+    if let Some(path) = &settings.json {
+        write_json(path, &figures)?;
+    }
+    Ok(())
+}
+
+fn measure(
+    trained: &TrainedModel,
+    test: &SplitTensors,
+    batch_size: usize,
+    repeats: usize,
+) -> Throughput {
+    let mut passes = Vec::new();
+    let mut evaluation = evaluate(&trained.model, test, batch_size);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        evaluation = evaluate(&trained.model, test, batch_size);
+        passes.push(started.elapsed().as_secs_f64());
+    }
+    let mut sorted = passes.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    Throughput {
+        batch_size,
+        loss: evaluation.loss,
+        accuracy: evaluation.accuracy,
+        reviews_per_second: test.len() as f64 / median,
+        pass_seconds: passes,
+    }
+}

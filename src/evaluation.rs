@@ -1,0 +1,106 @@
+//! `model.evaluate(...)`, and the sums both it and training keep: mean
+//! binary cross-entropy and accuracy over batches, weighted by samples.
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::data::Split;
+use crate::model::SentimentModel;
+
+/// A split as tensors on the training device: ids `[n, T]` (int64) and
+/// labels `[n]` (float 0/1).
+pub struct SplitTensors {
+    pub x: Tensor,
+    pub y: Tensor,
+}
+
+impl SplitTensors {
+    pub fn new(split: &Split, device: Device) -> SplitTensors {
+        let n = split.len() as i64;
+        SplitTensors {
+            x: Tensor::from_slice(&split.x)
+                .view([n, split.maxlen as i64])
+                .to_kind(Kind::Int64)
+                .to_device(device),
+            y: Tensor::from_slice(&split.y)
+                .to_kind(Kind::Float)
+                .to_device(device),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.y.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Mean loss and accuracy over a set of samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// Sums of per-sample loss and hits, for sample-weighted means over
+/// batches. Kept as tensors on the device and read only when needed, so a
+/// GPU is not synchronised at every step.
+pub(crate) struct Totals {
+    loss: Tensor,
+    hits: Tensor,
+    samples: usize,
+}
+
+impl Totals {
+    pub fn new(device: Device) -> Totals {
+        let zero = || Tensor::zeros([], (Kind::Double, device));
+        Totals {
+            loss: zero(),
+            hits: zero(),
+            samples: 0,
+        }
+    }
+
+    /// Adds a batch: `mean_loss` is the batch mean, as the optimiser saw it.
+    pub fn add(&mut self, logits: &Tensor, labels: &Tensor, mean_loss: &Tensor) {
+        tch::no_grad(|| {
+            let n = labels.size()[0];
+            let hits = logits
+                .gt(0.0)
+                .to_kind(Kind::Float)
+                .eq_tensor(labels)
+                .sum(Kind::Double);
+            self.loss += mean_loss.to_kind(Kind::Double) * n as f64;
+            self.hits += hits;
+            self.samples += n as usize;
+        })
+    }
+
+    pub fn means(&self) -> Evaluation {
+        let n = self.samples.max(1) as f64;
+        Evaluation {
+            loss: self.loss.double_value(&[]) / n,
+            accuracy: self.hits.double_value(&[]) / n,
+        }
+    }
+}
+
+pub(crate) fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, Reduction::Mean)
+}
+
+/// `model.evaluate(x, y, batch_size)`: inference mode, no dropout.
+pub fn evaluate(model: &SentimentModel, data: &SplitTensors, batch_size: usize) -> Evaluation {
+    let inference = model.inference();
+    let mut totals = Totals::new(data.y.device());
+    let n = data.len() as i64;
+    let mut start = 0;
+    while start < n {
+        let len = (batch_size as i64).min(n - start);
+        let logits = inference.logits(&data.x.narrow(0, start, len));
+        let labels = data.y.narrow(0, start, len);
+        totals.add(&logits, &labels, &bce_with_logits(&logits, &labels));
+        start += len;
+    }
+    totals.means()
+}

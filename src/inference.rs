@@ -1,0 +1,57 @@
+//! A trained model loaded back from its run folder, with what turns review
+//! texts into its inputs, for `predict` and `evaluate`.
+use anyhow::Result;
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::data::{self, Vocabulary};
+use crate::device::Placement;
+use crate::model::SentimentModel;
+use crate::run_folder::{RunConfig, RunFolder};
+
+pub struct TrainedModel {
+    pub model: SentimentModel,
+    pub vocab: Vocabulary,
+    pub config: RunConfig,
+    _vs: nn::VarStore,
+}
+
+impl TrainedModel {
+    /// The model of `folder`, placed as `placement` says.
+    pub fn load(folder: &RunFolder, placement: &Placement) -> Result<TrainedModel> {
+        let config = folder.load_config()?;
+        let vocab = folder.load_vocabulary()?;
+        let mut vs = nn::VarStore::new(placement.device);
+        let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
+        folder.load_weights(&mut vs)?;
+        placement.share_threads();
+        Ok(TrainedModel {
+            model,
+            vocab,
+            config,
+            _vs: vs,
+        })
+    }
+
+    /// Review texts -> padded id rows `[n, maxlen]`, as in training.
+    pub fn encode(&self, texts: &[String]) -> Tensor {
+        let encoded: Vec<Vec<i32>> = texts
+            .iter()
+            .map(|t| self.vocab.encode(t, self.config.model.max_features))
+            .collect();
+        let padded = data::pad_sequences(&encoded, self.config.maxlen);
+        Tensor::from_slice(&padded)
+            .view([texts.len() as i64, self.config.maxlen as i64])
+            .to_kind(Kind::Int64)
+            .to_device(self.model.device)
+    }
+
+    /// Probability of the positive class for each text.
+    pub fn predict(&self, texts: &[String]) -> Vec<f64> {
+        if texts.is_empty() {
+            return Vec::new();
+        }
+        let probabilities = self.model.inference().probabilities(&self.encode(texts));
+        Vec::<f64>::try_from(probabilities.to_kind(Kind::Double).to_device(Device::Cpu))
+            .expect("probabilities are a 1-d tensor")
+    }
+}

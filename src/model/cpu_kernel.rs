@@ -1,0 +1,164 @@
+//! The GRU layer on our fused CPU kernel (`gru_cpu`): tensors in, tensors
+//! out, through the slice bridge of `tensor_slice`.
+use std::cell::RefCell;
+
+use tch::{Kind, Tensor};
+
+use super::gru::{GruLayer, GruMasks};
+use super::tensor_slice::{f32_slice, i64_slice};
+use crate::gru_cpu::{self, GruWeights, InputMasks, Tape};
+
+/// The kernel with its thread count and the tape that training steps reuse
+/// (so its buffers are not allocated again at every step).
+pub(super) struct CpuKernel {
+    threads: usize,
+    spare_tape: RefCell<Option<Tape>>,
+}
+
+/// What a training forward leaves for the backward: the tape, and the
+/// inputs (the kernel does not copy them).
+pub(super) struct KernelTape {
+    /// `[B, T, D]`, outside any graph.
+    pub embedded: Tensor,
+    tape: Tape,
+}
+
+/// The layer's gradients, as tensors in the parameters' shapes.
+pub(super) struct KernelGradients {
+    /// `[B, T, D]`, of the layer's inputs.
+    pub d_inputs: Tensor,
+    pub d_kernel: Tensor,
+    pub d_recurrent_kernel: Tensor,
+    pub d_bias: Tensor,
+}
+
+/// Borrowed views of the layer's parameters, in the kernel's terms.
+///
+/// # Safety
+/// Nothing may write the parameters while the views are in use.
+unsafe fn weights(gru: &GruLayer, input_dim: usize) -> GruWeights<'_> {
+    let units = gru.units as usize;
+    let bias = f32_slice(&gru.bias);
+    GruWeights {
+        input_dim,
+        units,
+        kernel: f32_slice(&gru.kernel),
+        bias: &bias[..3 * units],
+        recurrent_kernel: f32_slice(&gru.recurrent_kernel),
+        recurrent_bias: &bias[3 * units..],
+    }
+}
+
+impl CpuKernel {
+    pub fn new(threads: usize) -> CpuKernel {
+        CpuKernel {
+            threads: threads.max(1),
+            spare_tape: RefCell::new(None),
+        }
+    }
+
+    /// Training forward of `embedded [B, T, D]` under `masks`: the last
+    /// state `[B, H]` and what the backward needs.
+    pub fn forward_train(
+        &self,
+        gru: &GruLayer,
+        embedded: Tensor,
+        masks: &GruMasks,
+    ) -> (Tensor, KernelTape) {
+        let (b, t, d) = embedded.size3().expect("GRU input must be [B, T, D]");
+        let embedded = embedded.contiguous();
+        let input_masks = masks.input.as_ref().map(Tensor::contiguous);
+        let recurrent_masks = masks.recurrent.as_ref().map(Tensor::contiguous);
+        let mut tape = self.spare_tape.take().unwrap_or_default();
+        // SAFETY: the tensors are owned by this frame or by the layer, and
+        // nothing writes them during the call.
+        let h_last = unsafe {
+            let input_masks = match &input_masks {
+                None => InputMasks::None,
+                Some(m) if m.size()[0] == 1 => InputMasks::Shared(f32_slice(m)),
+                Some(m) => InputMasks::PerGate(f32_slice(m)),
+            };
+            gru_cpu::forward(
+                &weights(gru, d as usize),
+                f32_slice(&embedded),
+                b as usize,
+                t as usize,
+                input_masks,
+                recurrent_masks.as_ref().map(|m| f32_slice(m)),
+                Some(&mut tape),
+                self.threads,
+            )
+        };
+        let h_last = Tensor::from_slice(&h_last).view([b, gru.units]);
+        (h_last, KernelTape { embedded, tape })
+    }
+
+    /// Backward through time of the batch that `pass` recorded, from the
+    /// gradient of the loss at the last state.
+    pub fn backward(&self, gru: &GruLayer, pass: KernelTape, d_h_last: &Tensor) -> KernelGradients {
+        let KernelTape { embedded, mut tape } = pass;
+        let (b, t, d) = embedded.size3().expect("embedded is [B, T, D]");
+        let d_h_last = d_h_last.contiguous();
+        // SAFETY: as in `forward_train`; the tape belongs to this pass.
+        let grads = unsafe {
+            gru_cpu::backward(
+                &weights(gru, d as usize),
+                f32_slice(&embedded),
+                &mut tape,
+                f32_slice(&d_h_last),
+                self.threads,
+            )
+        };
+        let from = |v: &[f32], shape: &[i64]| Tensor::from_slice(v).view(shape);
+        let h = gru.units;
+        let gradients = KernelGradients {
+            d_inputs: from(&grads.d_x, &[b, t, d]),
+            d_kernel: from(&grads.d_kernel, &gru.kernel.size()),
+            d_recurrent_kernel: from(&grads.d_recurrent_kernel, &gru.recurrent_kernel.size()),
+            d_bias: Tensor::cat(
+                &[
+                    from(&grads.d_bias, &[1, 3 * h]),
+                    from(&grads.d_recurrent_bias, &[1, 3 * h]),
+                ],
+                0,
+            ),
+        };
+        self.spare_tape.replace(Some(tape));
+        gradients
+    }
+
+    /// The evaluation input projection of every vocabulary row,
+    /// `embeddings [N, D] W + b` (`[N, 3H]`): without dropout it depends on
+    /// the token alone.
+    pub fn projection_table(&self, gru: &GruLayer, embeddings: &Tensor) -> Vec<f32> {
+        let embeddings = embeddings.detach().contiguous();
+        let d = embeddings.size()[1] as usize;
+        // SAFETY: contiguous f32 CPU tensors alive for the call, not written meanwhile.
+        unsafe { gru_cpu::projection_table(&weights(gru, d), f32_slice(&embeddings), self.threads) }
+    }
+
+    /// Evaluation forward of `ids [B, T]` through a
+    /// [`CpuKernel::projection_table`]: the last state `[B, H]`.
+    pub fn forward_from_table(
+        &self,
+        gru: &GruLayer,
+        input_dim: usize,
+        table: &[f32],
+        ids: &Tensor,
+    ) -> Tensor {
+        let (b, t) = ids.size2().expect("ids must be [B, T]");
+        let ids = ids.to_kind(Kind::Int64).contiguous();
+        // SAFETY: contiguous CPU tensors alive for the call, not written meanwhile.
+        let h_last = unsafe {
+            gru_cpu::forward_from_table(
+                &weights(gru, input_dim),
+                table,
+                i64_slice(&ids),
+                b as usize,
+                t as usize,
+                self.threads,
+            )
+        };
+        Tensor::from_slice(&h_last).view([b, gru.units])
+    }
+}

@@ -1,0 +1,82 @@
+//! `GRU(units, reset_after=True)` in Keras's parameter layout, with Keras's
+//! dropout masks. Its implementations are in files of their own:
+//! `op_by_op.rs` (the Keras step in libtorch ops), `fused.rs` (libtorch's
+//! fused GRU, cuDNN on a GPU) and `cpu_kernel.rs` (our fused CPU kernel).
+use tch::nn::{self, Init};
+use tch::{Device, Kind, Tensor};
+
+use super::glorot_uniform;
+use crate::settings::ModelConfig;
+
+/// The layer's weights, gate blocks in the order z | r | h.
+#[derive(Debug)]
+pub struct GruLayer {
+    /// `[input_dim, 3 * units]`.
+    pub kernel: Tensor,
+    /// `[units, 3 * units]`.
+    pub recurrent_kernel: Tensor,
+    /// `[2, 3 * units]`: row 0 the input bias, row 1 the recurrent bias.
+    pub bias: Tensor,
+    pub units: i64,
+    pub dropout: f64,
+    pub recurrent_dropout: f64,
+}
+
+/// Dropout masks for one batch, drawn once and reused at every time step.
+/// Values are 0 or `1 / (1 - p)`.
+pub struct GruMasks {
+    /// `[3, B, D]` (one mask per gate) or `[1, B, D]` (one for all gates).
+    pub input: Option<Tensor>,
+    /// `[3, B, H]`, one mask per gate.
+    pub recurrent: Option<Tensor>,
+}
+
+impl GruMasks {
+    /// Evaluation: no dropout.
+    pub const NONE: GruMasks = GruMasks {
+        input: None,
+        recurrent: None,
+    };
+}
+
+fn keep_mask(shape: &[i64], p: f64, device: Device) -> Tensor {
+    let keep = 1.0 - p;
+    Tensor::full(shape, keep, (Kind::Float, device)).bernoulli() / keep
+}
+
+impl GruLayer {
+    /// Creates the variables under `vs` with Keras's initialisers: Glorot
+    /// uniform kernel, orthogonal recurrent kernel, zero biases.
+    pub(super) fn new(vs: &nn::Path, input_dim: i64, cfg: &ModelConfig) -> GruLayer {
+        let units = cfg.units as i64;
+        GruLayer {
+            kernel: vs.var(
+                "kernel",
+                &[input_dim, 3 * units],
+                glorot_uniform(input_dim, 3 * units),
+            ),
+            recurrent_kernel: vs.var(
+                "recurrent_kernel",
+                &[units, 3 * units],
+                Init::Orthogonal { gain: 1.0 },
+            ),
+            bias: vs.var("bias", &[2, 3 * units], Init::Const(0.0)),
+            units,
+            dropout: cfg.dropout,
+            recurrent_dropout: cfg.recurrent_dropout,
+        }
+    }
+
+    /// Draws this batch's masks as Keras does: with recurrent dropout, three
+    /// independent input masks and three recurrent masks; without it, one
+    /// input mask shared by all gates.
+    pub fn draw_masks(&self, batch: i64, input_dim: i64, device: Device) -> GruMasks {
+        let gates = if self.recurrent_dropout > 0.0 { 3 } else { 1 };
+        GruMasks {
+            input: (self.dropout > 0.0)
+                .then(|| keep_mask(&[gates, batch, input_dim], self.dropout, device)),
+            recurrent: (self.recurrent_dropout > 0.0)
+                .then(|| keep_mask(&[3, batch, self.units], self.recurrent_dropout, device)),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The Keras model: `Embedding(N, 128) -> GRU(64) -> Dense(1)` with Keras's
+//! initialisers and dropout semantics (`docs/keras-parity.md`, sections 2
+//! and 3).
+//!
+//! Weights are stored in Keras's layouts (gate blocks z | r | h, kernels as
+//! `[in, out]`), so the equations read as in the contract and a saved model
+//! maps one to one onto a Keras one. The GRU layer (`gru.rs`) has three
+//! implementations of one function (`op_by_op.rs`, `fused.rs`,
+//! `cpu_kernel.rs`); the [`GruPlan`] of the model's placement says which
+//! runs in training and which in evaluation.
+mod cpu_kernel;
+mod fused;
+mod gru;
+mod inference;
+mod op_by_op;
+mod params;
+pub mod tensor_slice;
+
+use tch::nn::{self, Init};
+use tch::{Device, Tensor};
+
+use crate::device::{GruImpl, GruPlan};
+use crate::settings::ModelConfig;
+use cpu_kernel::{CpuKernel, KernelTape};
+pub use gru::{GruLayer, GruMasks};
+pub use inference::Inference;
+pub use params::Parameters;
+
+/// Embedding -> GRU -> Dense(1). Outputs logits; the sigmoid lives in the
+/// loss and in [`Inference::probabilities`].
+pub struct SentimentModel {
+    /// `[N, D]`.
+    pub embeddings: Tensor,
+    pub gru: GruLayer,
+    /// `[H, 1]`.
+    pub dense_kernel: Tensor,
+    /// `[1]`.
+    pub dense_bias: Tensor,
+    pub config: ModelConfig,
+    pub device: Device,
+    pub gru_plan: GruPlan,
+    cpu_kernel: CpuKernel,
+}
+
+/// What a training forward leaves for the backward pass: the logits, and
+/// for the CPU kernel the tape of the recurrence. The kernel is opaque to
+/// autograd, so there the graph of the loss starts at the last GRU state (a
+/// leaf); [`TrainForward::backward`] takes autograd's gradient there
+/// through the kernel's backward in time and on to the embedding rows.
+pub struct TrainForward {
+    pub logits: Tensor,
+    kernel_pass: Option<KernelPass>,
+}
+
+struct KernelPass {
+    ids: Tensor,
+    h_last: Tensor,
+    tape: KernelTape,
+}
+
+pub(crate) fn glorot_uniform(fan_in: i64, fan_out: i64) -> Init {
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    Init::Uniform {
+        lo: -limit,
+        up: limit,
+    }
+}
+
+impl SentimentModel {
+    /// Creates the variables under `vs` with Keras's initialisers; `threads`
+    /// for the CPU kernel.
+    pub fn new(
+        vs: &nn::Path,
+        config: ModelConfig,
+        gru_plan: GruPlan,
+        threads: usize,
+    ) -> SentimentModel {
+        let n = config.max_features as i64;
+        let d = config.embedding_dim as i64;
+        let h = config.units as i64;
+        let uniform = Init::Uniform {
+            lo: -0.05,
+            up: 0.05,
+        };
+        SentimentModel {
+            embeddings: (vs / "embedding").var("embeddings", &[n, d], uniform),
+            gru: GruLayer::new(&(vs / "gru"), d, &config),
+            dense_kernel: (vs / "dense").var("kernel", &[h, 1], glorot_uniform(h, 1)),
+            dense_bias: (vs / "dense").var("bias", &[1], Init::Const(0.0)),
+            config,
+            device: vs.device(),
+            gru_plan,
+            cpu_kernel: CpuKernel::new(threads),
+        }
+    }
+
+    /// The trainable tensors (shallow copies).
+    pub fn parameters(&self) -> Parameters<Tensor> {
+        Parameters {
+            embeddings: self.embeddings.shallow_clone(),
+            gru_kernel: self.gru.kernel.shallow_clone(),
+            gru_recurrent_kernel: self.gru.recurrent_kernel.shallow_clone(),
+            gru_bias: self.gru.bias.shallow_clone(),
+            dense_kernel: self.dense_kernel.shallow_clone(),
+            dense_bias: self.dense_bias.shallow_clone(),
+        }
+    }
+
+    /// `[B, T]` ids -> `[B, T, D]` vectors.
+    fn embed(&self, ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.embeddings, ids, -1, false, false)
+    }
+
+    fn dense(&self, h_last: &Tensor) -> Tensor {
+        (h_last.matmul(&self.dense_kernel) + &self.dense_bias).squeeze_dim(-1)
+    }
+
+    /// Training-mode forward of a batch of ids `[B, T]` (int64): dropout on,
+    /// masks drawn from libtorch's generator. The gradients of a loss of its
+    /// logits come from [`TrainForward::backward`].
+    pub fn forward_train(&self, ids: &Tensor) -> TrainForward {
+        let gru_impl = self.gru_plan.train;
+        // The kernel path computes the embedding gradient itself.
+        let embedded = if gru_impl == GruImpl::CpuKernel {
+            tch::no_grad(|| self.embed(ids))
+        } else {
+            self.embed(ids)
+        };
+        let (b, _, d) = embedded.size3().expect("ids must be [B, T]");
+        let masks = self.gru.draw_masks(b, d, self.device);
+        let h_last = match gru_impl {
+            GruImpl::CpuKernel => {
+                let (h_last, tape) = self.cpu_kernel.forward_train(&self.gru, embedded, &masks);
+                let h_last = h_last.set_requires_grad(true);
+                return TrainForward {
+                    logits: self.dense(&h_last),
+                    kernel_pass: Some(KernelPass {
+                        ids: ids.shallow_clone(),
+                        h_last,
+                        tape,
+                    }),
+                };
+            }
+            GruImpl::OpByOp => self.gru.forward_op_by_op(&embedded, &masks),
+            GruImpl::Fused => self.gru.forward_fused(&embedded, &masks, true),
+        };
+        TrainForward {
+            logits: self.dense(&h_last),
+            kernel_pass: None,
+        }
+    }
+
+    /// Inference mode (no dropout, no graph), prepared once for many batches.
+    pub fn inference(&self) -> Inference<'_> {
+        Inference::new(self)
+    }
+}
+
+impl TrainForward {
+    /// The gradient of `loss` with respect to each parameter. Returned
+    /// rather than accumulated into `.grad`, so no step spends time zeroing
+    /// and adding into the 1.3M-entry embedding gradient.
+    pub fn backward(self, model: &SentimentModel, loss: &Tensor) -> Parameters<Tensor> {
+        let Some(pass) = self.kernel_pass else {
+            let params = model.parameters();
+            let inputs: Vec<&Tensor> = params.iter().collect();
+            return Parameters::from_ordered(Tensor::run_backward(&[loss], &inputs, false, false));
+        };
+        let [d_dense_kernel, d_dense_bias, d_h_last]: [Tensor; 3] = Tensor::run_backward(
+            &[loss],
+            &[&model.dense_kernel, &model.dense_bias, &pass.h_last],
+            false,
+            false,
+        )
+        .try_into()
+        .expect("three gradients");
+        let grads = model.cpu_kernel.backward(&model.gru, pass.tape, &d_h_last);
+        let d = model.config.embedding_dim as i64;
+        // What the embedding lookup's backward does: sum each position's
+        // gradient into its token's row.
+        let d_embeddings = model.embeddings.zeros_like().index_add_(
+            0,
+            &pass.ids.reshape([-1]),
+            &grads.d_inputs.view([-1, d]),
+        );
+        Parameters {
+            embeddings: d_embeddings,
+            gru_kernel: grads.d_kernel,
+            gru_recurrent_kernel: grads.d_recurrent_kernel,
+            gru_bias: grads.d_bias,
+            dense_kernel: d_dense_kernel,
+            dense_bias: d_dense_bias,
+        }
+    }
+}

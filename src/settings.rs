@@ -1,0 +1,195 @@
+//! What each command takes, validated once.
+//!
+//! The command line (`cli`) parses flags into raw structs; converting them
+//! into the settings below is the only place where ranges are checked and
+//! defaults filled in, so the rest of the library can trust what it gets.
+//! Keras's defaults are written here once ([`defaults`]) and shown by the
+//! flags' `--help`.
+use std::path::PathBuf;
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataConfig;
+use crate::device::Placement;
+use crate::optim::AdamConfig;
+use crate::progress::Verbosity;
+
+/// The tutorial's numbers (`keras-parity.md`): the flags' defaults.
+pub mod defaults {
+    pub const EPOCHS: usize = 5;
+    pub const BATCH_SIZE: usize = 32;
+    pub const MAX_FEATURES: usize = 10_000;
+    pub const MAXLEN: usize = 100;
+    pub const EMBEDDING_DIM: usize = 128;
+    pub const UNITS: usize = 64;
+    pub const DROPOUT: f64 = 0.2;
+    pub const RECURRENT_DROPOUT: f64 = 0.2;
+    pub const LEARNING_RATE: f64 = 1e-3;
+    pub const BETA_1: f64 = 0.9;
+    pub const BETA_2: f64 = 0.999;
+    pub const EPSILON: f64 = 1e-7;
+    /// Keras's `verbose=1`: a progress bar.
+    pub const VERBOSE: u8 = 1;
+    pub const DATA_DIR: &str = "data";
+    /// Batch sizes `evaluate` measures.
+    pub const EVALUATE_BATCH_SIZES: &str = "32,1024";
+    pub const EVALUATE_REPEATS: usize = 3;
+}
+
+/// Shape and regularisation of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Vocabulary size N (Keras `num_words` / `max_features`).
+    pub max_features: usize,
+    pub embedding_dim: usize,
+    pub units: usize,
+    /// Fraction of the GRU's inputs dropped in training.
+    pub dropout: f64,
+    /// Fraction of the GRU's recurrent state dropped in training.
+    pub recurrent_dropout: f64,
+}
+
+impl ModelConfig {
+    /// Refuses shapes and rates that Keras would refuse or that make no
+    /// model; also run on a `config.json` read back from a run folder.
+    pub fn validate(&self) -> Result<()> {
+        check_max_features(self.max_features)?;
+        at_least_one("--embedding-dim", self.embedding_dim)?;
+        at_least_one("--units", self.units)?;
+        for (flag, p) in [
+            ("--dropout", self.dropout),
+            ("--recurrent-dropout", self.recurrent_dropout),
+        ] {
+            ensure!((0.0..1.0).contains(&p), "{flag} must be in [0, 1), got {p}");
+        }
+        Ok(())
+    }
+}
+
+/// How to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Batch size of validation and of the final evaluation (Keras's
+    /// `validation_batch_size`; results do not depend on it).
+    pub validation_batch_size: usize,
+    pub adam: AdamConfig,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        at_least_one("--epochs", self.epochs)?;
+        at_least_one("--batch-size", self.batch_size)?;
+        at_least_one("--validation-batch-size", self.validation_batch_size)?;
+        let lr = self.adam.learning_rate;
+        ensure!(
+            lr > 0.0 && lr.is_finite(),
+            "--learning-rate must be a positive number, got {lr}"
+        );
+        Ok(())
+    }
+}
+
+/// Where a run writes; defaults are resolved by the run folder.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutputs {
+    /// Run folder; default `runs/<start time>`.
+    pub run_dir: Option<PathBuf>,
+    /// History CSV; default `<run folder>/history.csv`.
+    pub history: Option<PathBuf>,
+}
+
+/// Everything `gru-imdb train` needs.
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    /// Seeds libtorch's generator: weights, dropout masks and shuffling.
+    pub seed: u64,
+    pub placement: Placement,
+    pub outputs: RunOutputs,
+    pub verbosity: Verbosity,
+}
+
+/// Everything `gru-imdb predict` needs.
+#[derive(Debug, Clone)]
+pub struct PredictSettings {
+    pub run_dir: PathBuf,
+    pub texts: Vec<String>,
+    pub placement: Placement,
+}
+
+/// The archive `evaluate` reads: the run's own unless given.
+#[derive(Debug, Clone)]
+pub struct EvaluateData {
+    pub data_dir: PathBuf,
+    /// `None` takes the run's archive (and its sha256).
+    pub url: Option<String>,
+    pub sha256: Option<String>,
+}
+
+/// Everything `gru-imdb evaluate` needs.
+#[derive(Debug, Clone)]
+pub struct EvaluateSettings {
+    pub run_dir: PathBuf,
+    pub data: EvaluateData,
+    pub batch_sizes: Vec<usize>,
+    /// Timed passes per batch size, after one warm-up pass.
+    pub repeats: usize,
+    pub placement: Placement,
+    /// Also write the figures as JSON here.
+    pub json: Option<PathBuf>,
+}
+
+/// `evaluate`'s `--repeats` and `--batch-size`: at least 1 each.
+pub fn check_passes(repeats: usize, batch_sizes: &[usize]) -> Result<()> {
+    at_least_one("--repeats", repeats)?;
+    for &batch_size in batch_sizes {
+        at_least_one("--batch-size", batch_size)?;
+    }
+    Ok(())
+}
+
+impl DataConfig {
+    pub fn validate(&self) -> Result<()> {
+        check_max_features(self.max_features)?;
+        at_least_one("--maxlen", self.maxlen)?;
+        if let Some(sha) = &self.sha256 {
+            check_sha256(sha)?;
+        }
+        Ok(())
+    }
+}
+
+/// `--max-features`: ids are i32 (what Keras and the embedding take), and
+/// 0-2 are padding, start and out-of-vocabulary, so a word needs id 3 up.
+fn check_max_features(max_features: usize) -> Result<()> {
+    ensure!(
+        (4..=i32::MAX as usize).contains(&max_features),
+        "--max-features must be between 4 and {} (ids 0-2 are padding, start and out-of-vocabulary), got {max_features}",
+        i32::MAX
+    );
+    Ok(())
+}
+
+/// `--threads`: at least 1.
+pub fn check_threads(threads: usize) -> Result<()> {
+    at_least_one("--threads", threads)
+}
+
+/// `--data-sha256`: 64 hex digits.
+pub fn check_sha256(sha: &str) -> Result<()> {
+    ensure!(
+        sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+        "--data-sha256 must be 64 hex digits, got '{sha}'"
+    );
+    Ok(())
+}
+
+fn at_least_one(flag: &str, value: usize) -> Result<()> {
+    ensure!(value >= 1, "{flag} must be at least 1, got {value}");
+    Ok(())
+}
