@@ -15,7 +15,7 @@ use crate::device::Placement;
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 
-/// The tutorial's numbers (`keras-parity.md`): the flags' defaults.
+/// The tutorial's numbers (`docs/keras-parity.md`): the flags' defaults.
 pub mod defaults {
     pub const EPOCHS: usize = 5;
     pub const BATCH_SIZE: usize = 32;

@@ -376,3 +376,40 @@ fn a_fixed_seed_gives_the_pinned_first_epoch_bit_for_bit() {
     let (_, rows) = read_history(&f.root.join("run/history.csv"));
     assert_eq!(rows[0].fields[..5], PINNED_FIRST_EPOCH);
 }
+
+#[test]
+fn the_train_subcommand_trains_as_bare_flags_do() {
+    let f = fixture();
+    f.train("bare", 1, &[]);
+    let data = f.data_flags();
+    let run_dir = f.path("sub");
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "1",
+        "--run-dir",
+        &run_dir,
+        "--max-features",
+        "200",
+        "--maxlen",
+        "40",
+        "--embedding-dim",
+        "16",
+        "--units",
+        "8",
+        "--batch-size",
+        "16",
+        "--learning-rate",
+        "0.01",
+        "--seed",
+        "3",
+        "--verbose",
+        "0",
+    ];
+    args.extend(data.iter().map(String::as_str));
+    let (code, _, stderr) = run_cli(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, bare) = read_history(&f.root.join("bare/history.csv"));
+    let (_, sub) = read_history(&f.root.join("sub/history.csv"));
+    assert_eq!(bare[0].fields[..5], sub[0].fields[..5]);
+}

@@ -2,6 +2,8 @@
 //! encode -> pad -> cache. The contract is `docs/keras-parity.md`, section 1.
 mod archive;
 mod cache;
+#[cfg(test)]
+mod contract_tests;
 mod download;
 mod npy;
 mod pad;
@@ -20,7 +22,8 @@ pub use archive::{MAX_ARCHIVE_BYTES, MAX_REVIEW_BYTES};
 pub use download::CANONICAL_SIZE;
 pub use npy::write_npy_i32;
 pub use pad::{pad_sequences, PAD_ID};
-pub use tokenize::tokenize;
+#[cfg(test)]
+use tokenize::tokenize;
 pub use vocab::{Vocabulary, INDEX_FROM, OOV_ID, START_ID};
 
 use cache::CacheKey;
@@ -123,16 +126,16 @@ fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
     // With a known checksum the cache is found without reading the archive,
     // or even looking for it: a second run touches no network.
     if let Some(sha) = &expected {
-        if let Some(prepared) = cached(cfg, &key(sha))? {
-            return Ok((prepared, Origin::Cache));
+        if let Some(prepared) = cached(cfg, &key(sha)) {
+            return from_cache(cfg, &key(sha), prepared);
         }
     }
     let (archive, sha) =
         download::obtain(&source, &cfg.data_dir, expected.as_deref(), cfg.progress)?;
     let key = key(&sha);
     if expected.is_none() {
-        if let Some(prepared) = cached(cfg, &key)? {
-            return Ok((prepared, Origin::Cache));
+        if let Some(prepared) = cached(cfg, &key) {
+            return from_cache(cfg, &key, prepared);
         }
     }
     let prepared = prepare::prepare(&archive, cfg.max_features, cfg.maxlen)?;
@@ -143,21 +146,19 @@ fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
 
 /// The cache for `key`, if there is an intact one; a damaged one is reported
 /// and left to be overwritten by the rebuild.
-fn cached(cfg: &DataConfig, key: &CacheKey) -> Result<Option<Prepared>> {
-    let path = key.path(&cfg.data_dir);
-    match cache::load(&path, key) {
-        Ok(Some(prepared)) => {
-            if !vocabulary_path(cfg, key).exists() {
-                save_vocabulary(cfg, key, &prepared.dataset.vocab)?;
-            }
-            Ok(Some(prepared))
-        }
-        Ok(None) => Ok(None),
-        Err(e) => {
-            eprintln!("warning: {e:#}; rebuilding it");
-            Ok(None)
-        }
+fn cached(cfg: &DataConfig, key: &CacheKey) -> Option<Prepared> {
+    cache::load(&key.path(&cfg.data_dir), key).unwrap_or_else(|e| {
+        eprintln!("warning: {e:#}; rebuilding it");
+        None
+    })
+}
+
+/// A cache hit, with its vocabulary file written again if it was removed.
+fn from_cache(cfg: &DataConfig, key: &CacheKey, prepared: Prepared) -> Result<(Prepared, Origin)> {
+    if !vocabulary_path(cfg, key).exists() {
+        save_vocabulary(cfg, key, &prepared.dataset.vocab)?;
     }
+    Ok((prepared, Origin::Cache))
 }
 
 /// The vocabulary as text, for people and other tools; it depends on the

@@ -1,12 +1,13 @@
-//! Tokenisation, steps 2-4 of the contract (`keras-parity.md` section 1):
+//! Tokenisation, steps 2-4 of the contract (`docs/keras-parity.md`, section 1):
 //! HTML line breaks become spaces, the text is lower-cased (Unicode), and it
 //! is split at every character that is neither alphanumeric nor `'`, with
 //! apostrophes trimmed from both ends of each piece and empty pieces dropped.
 //! Step 1 (lossy UTF-8) is the caller's, since it owns the bytes.
 use std::borrow::Cow;
 
-/// The tokens of one review, in order.
-pub fn tokenize(text: &str) -> Vec<String> {
+/// The tokens of one review, in order (the tests' view of `for_each_token`).
+#[cfg(test)]
+pub(crate) fn tokenize(text: &str) -> Vec<String> {
     let mut tokens = Vec::new();
     for_each_token(text, |t| tokens.push(t.to_owned()));
     tokens

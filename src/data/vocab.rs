@@ -24,7 +24,8 @@ pub struct Vocabulary {
 }
 
 impl Vocabulary {
-    /// Counts the tokens of the training reviews and ranks them.
+    /// Counts the tokens of the training texts and ranks them, one text
+    /// after another (the IMDB pipeline counts in parallel instead).
     pub fn build<'a>(training_texts: impl IntoIterator<Item = &'a str>) -> Self {
         let mut counts: HashMap<String, u64> = HashMap::new();
         for text in training_texts {

@@ -11,11 +11,11 @@ and runs ../shared/bench/torch_reference.py (variants `fused` and
 `keras-exact`, and its throughput mode) on the same arrays right after, so
 every figure is given as a ratio to PyTorch measured in the same sitting.
 
-    python3 bench/compare.py --archive ../shared/data/aclImdb_labeled.tar.gz
+    python3 benches/compare.py --archive ../shared/data/aclImdb_labeled.tar.gz
 
 Needs a release build (`make build`) and the project's .venv (torch from
 scripts/setup-libtorch; numpy is installed into it when missing). Prints a
-table and writes the figures as JSON (--out, default bench/out/compare.json).
+table and writes the figures as JSON (--out, default benches/out/compare.json).
 Run it on a quiet machine: nothing else should be compiling or training.
 """
 import argparse
@@ -69,7 +69,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archive", required=True, help="aclImdb .tar.gz with the labelled reviews")
     ap.add_argument("--reference", default=str(ROOT.parent / "shared" / "bench" / "torch_reference.py"))
-    ap.add_argument("--work", default=str(ROOT / "bench" / "out"), help="scratch folder")
+    ap.add_argument("--work", default=str(ROOT / "benches" / "out"), help="scratch folder")
     ap.add_argument("--out", default=None, help="JSON file [default: <work>/compare.json]")
     ap.add_argument("--skip-reference", action="store_true", help="measure gru-imdb only")
     ap.add_argument("--skip-full-run", action="store_true", help="skip the 5-epoch run")

@@ -1,9 +1,6 @@
-//! The contract of keras-parity.md section 1, rule by rule: tokenising,
-//! ranking, Keras ids, padding; plus the vocabulary file and `.npy` format.
-mod common;
-
-use common::read_npy_i32;
-use gru_imdb::data::{pad_sequences, tokenize, write_npy_i32, Vocabulary};
+//! The contract of docs/keras-parity.md, section 1, rule by rule: tokenising,
+//! ranking, Keras ids, padding; plus the vocabulary file's format.
+use super::{pad_sequences, tokenize, Vocabulary};
 
 fn toks(text: &str) -> Vec<String> {
     tokenize(text)
@@ -144,26 +141,4 @@ fn vocabulary_load_refuses_damaged_files() {
         Vocabulary::load(&dir.path().join("missing.txt")).unwrap_err()
     );
     assert!(err.contains("missing.txt"), "{err}");
-}
-
-#[test]
-fn npy_export_has_a_valid_header_and_the_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let x = dir.path().join("x.npy");
-    let values: Vec<i32> = (0..12).map(|v| v * 1000 - 3).collect();
-    write_npy_i32(&x, &[3, 4], &values).unwrap();
-    assert_eq!(read_npy_i32(&x), (vec![3, 4], values));
-
-    let y = dir.path().join("y.npy");
-    write_npy_i32(&y, &[5], &[0, 1, 1, 0, 1]).unwrap();
-    assert_eq!(read_npy_i32(&y), (vec![5], vec![0, 1, 1, 0, 1]));
-    let bytes = std::fs::read(&y).unwrap();
-    assert!(std::str::from_utf8(&bytes[10..64])
-        .unwrap()
-        .contains("'shape': (5,)"));
-
-    assert!(
-        write_npy_i32(&y, &[2, 2], &[1, 2, 3]).is_err(),
-        "shape must match the data"
-    );
 }

@@ -5,7 +5,7 @@ The reference is written for the CPU; here every tensor it makes (and every
 array it loads) lands on CUDA instead, so the same model, data and timing
 code measure PyTorch on the same GPU as gru-imdb. Usage:
 
-    python bench/torch_cuda.py path/to/torch_reference.py [its arguments]
+    python benches/torch_cuda.py path/to/torch_reference.py [its arguments]
 """
 import runpy
 import sys
