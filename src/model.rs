@@ -466,7 +466,8 @@ impl SentimentModel {
                 // SAFETY: contiguous f32 CPU tensors alive for the call, not written meanwhile.
                 InferencePath::ProjectionTable(unsafe {
                     let weights = self.gru.cpu_weights(self.config.embedding_dim);
-                    gru_cpu::projection_table(&weights, f32_slice(&embeddings), self.threads)
+                    gru_cpu::Engine::new(self.threads)
+                        .projection_table(&weights, f32_slice(&embeddings))
                 })
             }
             GruImpl::OpByOp => InferencePath::OpByOp,
@@ -495,16 +496,16 @@ impl SentimentModel {
                 Some(m) if m.size()[0] == 1 => gru_cpu::InputMasks::Shared(f32_slice(m)),
                 Some(m) => gru_cpu::InputMasks::PerGate(f32_slice(m)),
             };
-            gru_cpu::forward(
-                &weights,
-                f32_slice(embedded),
-                b as usize,
-                t as usize,
-                input_masks,
-                masks_recurrent.as_ref().map(|m| f32_slice(m)),
-                tape,
-                self.threads,
-            )
+            let x = gru_cpu::Sequences {
+                data: f32_slice(embedded),
+                batch: b as usize,
+                steps: t as usize,
+            };
+            let masks = gru_cpu::Masks {
+                input: input_masks,
+                recurrent: masks_recurrent.as_ref().map(|m| f32_slice(m)),
+            };
+            gru_cpu::Engine::new(self.threads).forward(&weights, x, masks, tape)
         };
         Tensor::from_slice(&h_last).view([b, self.gru.units])
     }
@@ -530,12 +531,11 @@ impl TrainForward {
         // SAFETY: as in `kernel_forward`; the tape belongs to this pass.
         let grads = unsafe {
             let weights = model.gru.cpu_weights(d as usize);
-            gru_cpu::backward(
+            gru_cpu::Engine::new(model.threads).backward(
                 &weights,
                 f32_slice(&pass.embedded),
                 &mut pass.tape,
                 f32_slice(&d_h_last),
-                model.threads,
             )
         };
         let from = |v: &[f32], shape: &[i64]| Tensor::from_slice(v).view(shape);
@@ -605,14 +605,12 @@ impl Inference<'_> {
                         let weights = model.gru.cpu_weights(model.config.embedding_dim);
                         let ids =
                             std::slice::from_raw_parts(ids.data_ptr() as *const i64, ids.numel());
-                        gru_cpu::forward_from_table(
-                            &weights,
-                            table,
+                        let ids = gru_cpu::TokenIds {
                             ids,
-                            b as usize,
-                            t as usize,
-                            model.threads,
-                        )
+                            batch: b as usize,
+                            steps: t as usize,
+                        };
+                        gru_cpu::Engine::new(model.threads).forward_from_table(&weights, table, ids)
                     };
                     Tensor::from_slice(&h_last).view([b, model.gru.units])
                 }
