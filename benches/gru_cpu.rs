@@ -1,7 +1,9 @@
 //! Per-call times of the fused GRU kernel at the tutorial's sizes
 //! (T = 100, D = 128, H = 64). `cargo bench --bench gru_cpu`; set
 //! `GRU_BENCH_THREADS` (default 2) and `GRU_BENCH_REPS` (default 30) to
-//! vary, and `GRU_BENCH_ONLY` to run only the rows whose name contains it.
+//! vary, `GRU_BENCH_ONLY` to run only the rows whose name contains it, and
+//! `GRU_BENCH_ISA` (`avx2+fma`, `scalar`, ...) to time another instruction
+//! set than the best this CPU has.
 //! Prints the best and the median of the repetitions (the machine is shared:
 //! the best is the one to compare) and GFLOP/s counted from the matrix
 //! products alone.
@@ -228,6 +230,19 @@ impl Bench<'_> {
     }
 }
 
+/// The engine `GRU_BENCH_ISA` names, else the best for this CPU.
+fn engine(threads: usize) -> Result<Engine, String> {
+    let Ok(wanted) = std::env::var("GRU_BENCH_ISA") else {
+        return Ok(Engine::new(threads));
+    };
+    let all = Engine::all_available(threads);
+    let names: Vec<&str> = all.iter().map(Engine::instruction_set).collect();
+    all.iter()
+        .copied()
+        .find(|e| e.instruction_set() == wanted)
+        .ok_or(format!("GRU_BENCH_ISA={wanted}: this CPU has {names:?}"))
+}
+
 fn main() {
     let env = |k: &str, d: usize| {
         std::env::var(k)
@@ -237,7 +252,10 @@ fn main() {
     };
     let threads = env("GRU_BENCH_THREADS", 2);
     let reps = env("GRU_BENCH_REPS", 30);
-    let engine = Engine::new(threads);
+    let engine = engine(threads).unwrap_or_else(|e| {
+        eprintln!("gru_cpu bench: {e}");
+        std::process::exit(2)
+    });
     println!(
         "gru_cpu bench: {} kernels, {threads} threads, T={T} D={D} H={H}, {reps} reps",
         engine.instruction_set()
