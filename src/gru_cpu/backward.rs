@@ -209,6 +209,8 @@ impl<'a> BackwardPass<'a> {
         }
     }
 
+    /// One thread's share: the gate gradients of its samples, then per
+    /// chunk the parameter gradients and each sample's input gradient.
     fn block(&self, job: BackwardJob) {
         // Nothing to do; the zeroed partials are the gradients.
         if job.rows.is_empty() || self.steps == 0 {

@@ -209,6 +209,7 @@ impl Engine {
             .collect()
     }
 
+    /// Threads a call uses at most, the calling one included.
     pub fn threads(&self) -> usize {
         self.threads
     }
