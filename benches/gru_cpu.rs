@@ -1,7 +1,9 @@
 //! Per-call times of the fused GRU kernel at the tutorial's sizes
 //! (T = 100, D = 128, H = 64). `cargo bench --bench gru_cpu`; set
 //! `GRU_BENCH_THREADS` (default 2) and `GRU_BENCH_REPS` (default 30) to
-//! vary, and `GRU_BENCH_ONLY` to run only the rows whose name contains it.
+//! vary, `GRU_BENCH_ONLY` to run only the rows whose name contains it, and
+//! `GRU_BENCH_ISA` (`avx2+fma`, `scalar`, ...) to time another instruction
+//! set than the best this CPU has.
 //! Prints the best and the median of the repetitions (the machine is shared:
 //! the best is the one to compare) and GFLOP/s counted from the matrix
 //! products alone.
@@ -23,13 +25,17 @@
 //!
 //! The two cores peak at about 232 GFLOP/s (a register-only FMA loop: 116
 //! per core); one thread runs fwd+bwd B=32 in 8.6 ms.
-use gru_imdb::gru_cpu::{self, GruWeights, InputMasks, Tape};
+use gru_imdb::gru_cpu::{Engine, GruWeights, InputMasks, Masks, Sequences, Tape, TokenIds};
 use std::time::{Duration, Instant};
 
 const T: usize = 100;
 const D: usize = 128;
 const H: usize = 64;
 const VOCAB: usize = 10_000;
+/// Floating-point operations of one review's forward pass.
+const PER_REVIEW_FWD: f64 = 2.0 * T as f64 * (D * 3 * H + H * 3 * H) as f64;
+/// And of its backward pass: twice the forward's.
+const PER_REVIEW_BWD: f64 = 2.0 * PER_REVIEW_FWD;
 
 /// Deterministic pseudo-random floats in [-scale, scale].
 fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -65,20 +71,176 @@ fn time(reps: usize, mut f: impl FnMut()) -> (Duration, Duration) {
     (ts[0], ts[reps / 2])
 }
 
-/// Times `f` (see `time`) and prints a row, if `name` contains `only`.
-fn bench(only: &str, name: &str, reps: usize, flop: f64, reviews: usize, f: impl FnMut()) {
-    if !name.contains(only) {
-        return;
+/// What every row of the bench shares.
+struct Bench<'a> {
+    engine: Engine,
+    w: GruWeights<'a>,
+    /// Runs only the rows whose name contains this.
+    only: String,
+    reps: usize,
+}
+
+/// One row's name and what its work counts for.
+struct Row {
+    name: String,
+    reps: usize,
+    /// Floating-point operations of the matrix products of one call.
+    flop: f64,
+    /// Reviews one call processes (0: not a per-review call).
+    reviews: usize,
+}
+
+impl Bench<'_> {
+    /// Times `f` (see `time`) and prints a row, if its name contains `only`.
+    fn run(&self, row: Row, f: impl FnMut()) {
+        let Row {
+            name,
+            reps,
+            flop,
+            reviews,
+        } = row;
+        if !name.contains(&self.only) {
+            return;
+        }
+        let (best, median) = time(reps, f);
+        let b = best.as_secs_f64();
+        println!(
+            "{name:<44} best {:>8.3} ms  median {:>8.3} ms  {:>6.1} GFLOP/s  {:>9.0} reviews/s",
+            b * 1e3,
+            median.as_secs_f64() * 1e3,
+            flop / b / 1e9,
+            reviews as f64 / b
+        );
     }
-    let (best, median) = time(reps, f);
-    let b = best.as_secs_f64();
-    println!(
-        "{name:<44} best {:>8.3} ms  median {:>8.3} ms  {:>6.1} GFLOP/s  {:>9.0} reviews/s",
-        b * 1e3,
-        median.as_secs_f64() * 1e3,
-        flop / b / 1e9,
-        reviews as f64 / b
-    );
+
+    /// Fewer repetitions for the long calls of large batches.
+    fn reps_for(&self, batch: usize) -> usize {
+        if batch > 100 {
+            self.reps.div_ceil(5)
+        } else {
+            self.reps
+        }
+    }
+
+    /// Training calls, with per-gate input and recurrent masks.
+    fn training(&self, b: usize) {
+        let (engine, w) = (self.engine, &self.w);
+        let x = data(b * T * D, 5, 0.05);
+        let x = Sequences {
+            data: &x,
+            batch: b,
+            steps: T,
+        };
+        let mx = masks(3 * b * D, 6);
+        let mh = masks(3 * b * H, 7);
+        let dropout = Masks {
+            input: InputMasks::PerGate(&mx),
+            recurrent: Some(&mh),
+        };
+        let dh = data(b * H, 8, 1.0);
+        let mut tape = Tape::default();
+        let flop = (PER_REVIEW_FWD + PER_REVIEW_BWD) * b as f64;
+        let row = Row {
+            name: format!("train fwd+bwd B={b}, per-gate masks"),
+            reps: self.reps,
+            flop,
+            reviews: b,
+        };
+        self.run(row, || {
+            engine.forward(w, x, dropout, Some(&mut tape));
+            engine.backward(w, x.data, &mut tape, &dh);
+        });
+        if b != 32 {
+            return;
+        }
+        let row = Row {
+            name: "train forward B=32 (taped)".into(),
+            reps: self.reps,
+            flop: PER_REVIEW_FWD * b as f64,
+            reviews: b,
+        };
+        self.run(row, || {
+            engine.forward(w, x, dropout, Some(&mut tape));
+        });
+        engine.forward(w, x, dropout, Some(&mut tape));
+        let row = Row {
+            name: "train backward B=32".into(),
+            reps: self.reps,
+            flop: PER_REVIEW_BWD * b as f64,
+            reviews: b,
+        };
+        self.run(row, || {
+            engine.backward(w, x.data, &mut tape, &dh);
+        });
+    }
+
+    /// Evaluation from embedded inputs, without masks.
+    fn evaluation(&self, b: usize) {
+        let x = data(b * T * D, 9, 0.05);
+        let x = Sequences {
+            data: &x,
+            batch: b,
+            steps: T,
+        };
+        let row = Row {
+            name: format!("eval forward B={b}, no masks"),
+            reps: self.reps_for(b),
+            flop: PER_REVIEW_FWD * b as f64,
+            reviews: b,
+        };
+        self.run(row, || {
+            self.engine.forward(&self.w, x, Masks::NONE, None);
+        });
+    }
+
+    /// The projection table, then evaluation from it.
+    fn table_evaluation(&self) {
+        let (engine, w) = (self.engine, &self.w);
+        let emb = data(VOCAB * D, 10, 0.05);
+        let mut table = engine.projection_table(w, &emb);
+        let flop = 2.0 * (VOCAB * D * 3 * H) as f64;
+        let row = Row {
+            name: "eval projection_table V=10000".into(),
+            reps: self.reps.div_ceil(5),
+            flop,
+            reviews: 0,
+        };
+        self.run(row, || table = engine.projection_table(w, &emb));
+        let per_review_table = 2.0 * T as f64 * (H * 3 * H) as f64;
+        for b in [32, 1024] {
+            let ids: Vec<i64> = data(b * T, 11, 1.0)
+                .iter()
+                .map(|v| ((v + 1.0) * 4999.0) as i64)
+                .collect();
+            let ids = TokenIds {
+                ids: &ids,
+                batch: b,
+                steps: T,
+            };
+            let row = Row {
+                name: format!("eval forward_from_table B={b}"),
+                reps: self.reps_for(b),
+                flop: per_review_table * b as f64,
+                reviews: b,
+            };
+            self.run(row, || {
+                engine.forward_from_table(w, &table, ids);
+            });
+        }
+    }
+}
+
+/// The engine `GRU_BENCH_ISA` names, else the best for this CPU.
+fn engine(threads: usize) -> Result<Engine, String> {
+    let Ok(wanted) = std::env::var("GRU_BENCH_ISA") else {
+        return Ok(Engine::new(threads));
+    };
+    let all = Engine::all_available(threads);
+    let names: Vec<&str> = all.iter().map(Engine::instruction_set).collect();
+    all.iter()
+        .copied()
+        .find(|e| e.instruction_set() == wanted)
+        .ok_or(format!("GRU_BENCH_ISA={wanted}: this CPU has {names:?}"))
 }
 
 fn main() {
@@ -90,126 +252,36 @@ fn main() {
     };
     let threads = env("GRU_BENCH_THREADS", 2);
     let reps = env("GRU_BENCH_REPS", 30);
-    let only = std::env::var("GRU_BENCH_ONLY").unwrap_or_default();
+    let engine = engine(threads).unwrap_or_else(|e| {
+        eprintln!("gru_cpu bench: {e}");
+        std::process::exit(2)
+    });
     println!(
         "gru_cpu bench: {} kernels, {threads} threads, T={T} D={D} H={H}, {reps} reps",
-        gru_cpu::instruction_set()
+        engine.instruction_set()
     );
     let kernel = data(D * 3 * H, 1, 0.15);
     let bias = data(3 * H, 2, 0.1);
     let rkernel = data(H * 3 * H, 3, 0.2);
     let rbias = data(3 * H, 4, 0.1);
-    let w = GruWeights {
-        input_dim: D,
-        units: H,
-        kernel: &kernel,
-        bias: &bias,
-        recurrent_kernel: &rkernel,
-        recurrent_bias: &rbias,
+    let bench = Bench {
+        engine,
+        w: GruWeights {
+            input_dim: D,
+            units: H,
+            kernel: &kernel,
+            bias: &bias,
+            recurrent_kernel: &rkernel,
+            recurrent_bias: &rbias,
+        },
+        only: std::env::var("GRU_BENCH_ONLY").unwrap_or_default(),
+        reps,
     };
-    let per_review_fwd = 2.0 * T as f64 * (D * 3 * H + H * 3 * H) as f64;
-    let per_review_bwd = 2.0 * per_review_fwd;
-
     for b in [32, 8] {
-        let x = data(b * T * D, 5, 0.05);
-        let mx = masks(3 * b * D, 6);
-        let mh = masks(3 * b * H, 7);
-        let dh = data(b * H, 8, 1.0);
-        let mut tape = Tape::default();
-        let flop = (per_review_fwd + per_review_bwd) * b as f64;
-        bench(
-            &only,
-            &format!("train fwd+bwd B={b}, per-gate masks"),
-            reps,
-            flop,
-            b,
-            || {
-                gru_cpu::forward(
-                    &w,
-                    &x,
-                    b,
-                    T,
-                    InputMasks::PerGate(&mx),
-                    Some(&mh),
-                    Some(&mut tape),
-                    threads,
-                );
-                gru_cpu::backward(&w, &x, &mut tape, &dh, threads);
-            },
-        );
-        if b == 32 {
-            let flop = per_review_fwd * b as f64;
-            bench(&only, "train forward B=32 (taped)", reps, flop, b, || {
-                gru_cpu::forward(
-                    &w,
-                    &x,
-                    b,
-                    T,
-                    InputMasks::PerGate(&mx),
-                    Some(&mh),
-                    Some(&mut tape),
-                    threads,
-                );
-            });
-            gru_cpu::forward(
-                &w,
-                &x,
-                b,
-                T,
-                InputMasks::PerGate(&mx),
-                Some(&mh),
-                Some(&mut tape),
-                threads,
-            );
-            let flop = per_review_bwd * b as f64;
-            bench(&only, "train backward B=32", reps, flop, b, || {
-                gru_cpu::backward(&w, &x, &mut tape, &dh, threads);
-            });
-        }
+        bench.training(b);
     }
     for b in [32, 1024] {
-        let x = data(b * T * D, 9, 0.05);
-        let r = if b > 100 { reps.div_ceil(5) } else { reps };
-        let flop = per_review_fwd * b as f64;
-        bench(
-            &only,
-            &format!("eval forward B={b}, no masks"),
-            r,
-            flop,
-            b,
-            || {
-                gru_cpu::forward(&w, &x, b, T, InputMasks::None, None, None, threads);
-            },
-        );
+        bench.evaluation(b);
     }
-    let emb = data(VOCAB * D, 10, 0.05);
-    let mut table = gru_cpu::projection_table(&w, &emb, threads);
-    let flop = 2.0 * (VOCAB * D * 3 * H) as f64;
-    bench(
-        &only,
-        "eval projection_table V=10000",
-        reps.div_ceil(5),
-        flop,
-        0,
-        || table = gru_cpu::projection_table(&w, &emb, threads),
-    );
-    let per_review_table = 2.0 * T as f64 * (H * 3 * H) as f64;
-    for b in [32, 1024] {
-        let ids: Vec<i64> = data(b * T, 11, 1.0)
-            .iter()
-            .map(|v| ((v + 1.0) * 4999.0) as i64)
-            .collect();
-        let r = if b > 100 { reps.div_ceil(5) } else { reps };
-        let flop = per_review_table * b as f64;
-        bench(
-            &only,
-            &format!("eval forward_from_table B={b}"),
-            r,
-            flop,
-            b,
-            || {
-                gru_cpu::forward_from_table(&w, &table, &ids, b, T, threads);
-            },
-        );
-    }
+    bench.table_evaluation();
 }

@@ -4,9 +4,11 @@
 //! inside a `#[target_feature]` function; [`detect`] picks the best set the
 //! CPU has at run time.
 //!
-//! Everything here works on raw pointers: the safe wrappers in `mod.rs`
-//! check every index range before building a `Raw*` description, which is
-//! what makes the `unsafe` below sound.
+//! Everything here works on raw pointers: the safe wrappers (`gemm` and
+//! `sum_rows` in `matrix.rs`, `ForwardStep` in `forward.rs`,
+//! `BackwardStep` in `backward.rs`) check every index range before
+//! building a `Raw*` description, which is what makes the `unsafe` below
+//! sound.
 
 use super::simd::{self, Scalar, Simd};
 

@@ -10,6 +10,25 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
+/// Runs `f` on every job in parallel: the first on the calling thread,
+/// the others on the persistent workers (see [`run`]).
+pub(super) fn run_parallel<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync) {
+    if jobs.len() <= 1 {
+        jobs.into_iter().for_each(f);
+        return;
+    }
+    let slots: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    run(slots.len(), &|i| {
+        let job = slots[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(job) = job {
+            f(job);
+        }
+    });
+}
+
 /// The job function, with its lifetime erased (see the SAFETY argument in
 /// [`run`]).
 #[derive(Clone, Copy)]

@@ -2,6 +2,8 @@
 //! (itself checked by central finite differences), on every instruction set
 //! this CPU has, every mask configuration, odd sizes and 1/2/3 threads.
 
+use super::forward::EVAL_BLOCK;
+use super::packed::padded;
 use super::*;
 
 /// splitmix64: deterministic test data without a dependency.
@@ -94,11 +96,22 @@ impl Case {
             recurrent_bias: &self.rbias,
         }
     }
-    fn input_masks(&self) -> InputMasks<'_> {
-        match self.in_kind {
+    fn sequences(&self) -> Sequences<'_> {
+        Sequences {
+            data: &self.x,
+            batch: self.b,
+            steps: self.t,
+        }
+    }
+    fn masks(&self) -> Masks<'_> {
+        let input = match self.in_kind {
             InMask::None => InputMasks::None,
             InMask::Shared => InputMasks::Shared(&self.in_masks),
             InMask::PerGate => InputMasks::PerGate(&self.in_masks),
+        };
+        Masks {
+            input,
+            recurrent: self.rec_masks.as_deref(),
         }
     }
     fn in_mask(&self, g: usize, b: usize, k: usize) -> f64 {
@@ -113,21 +126,11 @@ impl Case {
             .as_ref()
             .map_or(1.0, |m| m[(g * self.b + b) * self.h + k] as f64)
     }
-    fn run(&self, kern: &Kernels, threads: usize) -> (Vec<f32>, Gradients) {
+    fn run(&self, engine: Engine) -> (Vec<f32>, Gradients) {
         let w = self.weights();
         let mut tape = Tape::default();
-        let out = forward_impl(
-            kern,
-            &w,
-            &self.x,
-            self.b,
-            self.t,
-            self.input_masks(),
-            self.rec_masks.as_deref(),
-            Some(&mut tape),
-            threads,
-        );
-        let g = backward_impl(kern, &w, &self.x, &mut tape, &self.c, threads).clone();
+        let out = engine.forward(&w, self.sequences(), self.masks(), Some(&mut tape));
+        let g = engine.backward(&w, &self.x, &mut tape, &self.c).clone();
         (out, g)
     }
 }
@@ -352,7 +355,7 @@ const SIZES: [(usize, usize, usize, usize); 5] = [
 
 #[test]
 fn forward_and_backward_match_reference() {
-    for kern in kernels::available() {
+    for engine in Engine::all_available(1) {
         for (si, &(b, t, d, h)) in SIZES.iter().enumerate() {
             for in_kind in [InMask::None, InMask::Shared, InMask::PerGate] {
                 for rec in [false, true] {
@@ -360,8 +363,11 @@ fn forward_and_backward_match_reference() {
                     let p = RefParams::of(&c);
                     let (want_out, _) = ref_forward(&c, &p);
                     let want = ref_backward(&c, &p);
-                    let (out, g) = c.run(kern, 1);
-                    let tag = format!("{} b{b} t{t} d{d} h{h} {in_kind:?} rec {rec}", kern.name);
+                    let (out, g) = c.run(engine);
+                    let tag = format!(
+                        "{} b{b} t{t} d{d} h{h} {in_kind:?} rec {rec}",
+                        engine.instruction_set()
+                    );
                     assert_close(&format!("{tag} h_T"), &out, &want_out, 1e-5);
                     assert_close(&format!("{tag} d_x"), &g.d_x, &want[0], 2e-5);
                     assert_close(&format!("{tag} d_kernel"), &g.d_kernel, &want[1], 2e-5);
@@ -380,7 +386,7 @@ fn forward_and_backward_match_reference() {
                     );
                     // Thread count changes nothing, bit for bit.
                     for threads in [2, 3] {
-                        let (out2, g2) = c.run(kern, threads);
+                        let (out2, g2) = c.run(Engine { threads, ..engine });
                         assert_eq!(out, out2, "{tag}: h_T with {threads} threads");
                         assert_same_grads(&g, &g2, &format!("{tag}, {threads} threads"));
                     }
@@ -392,24 +398,14 @@ fn forward_and_backward_match_reference() {
 
 #[test]
 fn tape_is_reusable_across_batch_shapes() {
-    let kern = kernels::detect();
+    let engine = Engine::new(2);
     let mut tape = Tape::default();
     for &(b, t, d, h) in &[(5, 7, 16, 64), (2, 3, 16, 64), (5, 7, 16, 64)] {
         let c = Case::new(b, t, d, h, InMask::PerGate, true, 3);
         let w = c.weights();
-        let out = forward_impl(
-            kern,
-            &w,
-            &c.x,
-            b,
-            t,
-            c.input_masks(),
-            c.rec_masks.as_deref(),
-            Some(&mut tape),
-            2,
-        );
-        let g = backward_impl(kern, &w, &c.x, &mut tape, &c.c, 2);
-        let (out1, g1) = c.run(kern, 2);
+        let out = engine.forward(&w, c.sequences(), c.masks(), Some(&mut tape));
+        let g = engine.backward(&w, &c.x, &mut tape, &c.c);
+        let (out1, g1) = c.run(engine);
         assert_eq!(out, out1);
         assert_same_grads(g, &g1, &format!("reused tape b{b} t{t}"));
     }
@@ -417,7 +413,7 @@ fn tape_is_reusable_across_batch_shapes() {
 
 #[test]
 fn evaluation_paths_agree() {
-    for kern in kernels::available() {
+    for engine in Engine::all_available(2) {
         for &(b, t, d, h) in &SIZES {
             let c = Case::new(b, t, d, h, InMask::None, false, 11);
             let w = c.weights();
@@ -431,7 +427,7 @@ fn evaluation_paths_agree() {
                 .iter()
                 .flat_map(|&i| emb[i as usize * d..(i as usize + 1) * d].to_vec())
                 .collect();
-            let table = projection_table_impl(kern, &w, &emb, 2);
+            let table = engine.projection_table(&w, &emb);
             // The table is E W + b.
             for v in 0..vocab {
                 for j in 0..3 * h {
@@ -442,31 +438,36 @@ fn evaluation_paths_agree() {
                     assert!((table[v * 3 * h + j] as f64 - want).abs() < 1e-5 * (1.0 + want.abs()));
                 }
             }
-            let plain = forward_impl(kern, &w, &x, b, t, InputMasks::None, None, None, 1);
+            let x = Sequences {
+                data: &x,
+                batch: b,
+                steps: t,
+            };
+            let ids = TokenIds {
+                ids: &ids,
+                batch: b,
+                steps: t,
+            };
+            let one_thread = Engine {
+                threads: 1,
+                ..engine
+            };
+            let plain = one_thread.forward(&w, x, Masks::NONE, None);
             for threads in [1, 2] {
-                let from_table = forward_from_table_impl(kern, &w, &table, &ids, b, t, threads);
+                let engine = Engine { threads, ..engine };
+                let from_table = engine.forward_from_table(&w, &table, ids);
                 assert_eq!(
-                    plain, from_table,
+                    plain,
+                    from_table,
                     "{} b{b} t{t} d{d} h{h} threads {threads}",
-                    kern.name
+                    engine.instruction_set()
                 );
-                let plain_t =
-                    forward_impl(kern, &w, &x, b, t, InputMasks::None, None, None, threads);
+                let plain_t = engine.forward(&w, x, Masks::NONE, None);
                 assert_eq!(plain, plain_t);
             }
             // A filled tape does not change the forward result.
             let mut tape = Tape::default();
-            let taped = forward_impl(
-                kern,
-                &w,
-                &x,
-                b,
-                t,
-                InputMasks::None,
-                None,
-                Some(&mut tape),
-                2,
-            );
+            let taped = engine.forward(&w, x, Masks::NONE, Some(&mut tape));
             assert_eq!(plain, taped);
         }
     }
@@ -476,31 +477,30 @@ fn evaluation_paths_agree() {
 /// one-sample runs, on every path.
 #[test]
 fn large_batch_blocks_agree() {
-    let kern = kernels::detect();
+    let engine = Engine::new(2);
     let (b, t, d, h) = (2 * EVAL_BLOCK + 3, 3, 8, 16);
     let c = Case::new(b, t, d, h, InMask::None, false, 9);
     let w = c.weights();
     let ids: Vec<i64> = (0..(b * t) as i64).collect();
-    let table = projection_table_impl(kern, &w, &c.x, 2);
+    let ids = TokenIds {
+        ids: &ids,
+        batch: b,
+        steps: t,
+    };
+    let table = engine.projection_table(&w, &c.x);
     let mut tape = Tape::default();
     let runs = [
-        forward_impl(kern, &w, &c.x, b, t, InputMasks::None, None, None, 2),
-        forward_impl(
-            kern,
-            &w,
-            &c.x,
-            b,
-            t,
-            InputMasks::None,
-            None,
-            Some(&mut tape),
-            2,
-        ),
-        forward_from_table_impl(kern, &w, &table, &ids, b, t, 2),
+        engine.forward(&w, c.sequences(), Masks::NONE, None),
+        engine.forward(&w, c.sequences(), Masks::NONE, Some(&mut tape)),
+        engine.forward_from_table(&w, &table, ids),
     ];
     for i in [0, EVAL_BLOCK, b - 1] {
-        let x1 = &c.x[i * t * d..(i + 1) * t * d];
-        let one = forward_impl(kern, &w, x1, 1, t, InputMasks::None, None, None, 1);
+        let x1 = Sequences {
+            data: &c.x[i * t * d..(i + 1) * t * d],
+            batch: 1,
+            steps: t,
+        };
+        let one = Engine::new(1).forward(&w, x1, Masks::NONE, None);
         for all in &runs {
             assert_eq!(&all[i * h..(i + 1) * h], &one[..], "sample {i}");
         }
@@ -512,13 +512,13 @@ fn masked_state_feeds_only_the_products() {
     // Recurrent masks of all zeros remove U from the step, but the carried
     // state z*h + (1-z)*hh must still be the unmasked h: the result equals
     // a run with U = 0 and no recurrent masks, and differs from h-carried-as-0.
-    let kern = kernels::detect();
+    let engine = Engine::new(1);
     let mut c = Case::new(3, 5, 6, 17, InMask::None, true, 21);
     c.rec_masks = Some(vec![0.0; 3 * c.b * c.h]);
-    let (masked, _) = c.run(kern, 1);
+    let (masked, _) = c.run(engine);
     let mut c0 = Case::new(3, 5, 6, 17, InMask::None, false, 21);
     c0.rkernel.fill(0.0);
-    let (no_u, _) = c0.run(kern, 1);
+    let (no_u, _) = c0.run(engine);
     let p0 = RefParams::of(&c0);
     let (want, _) = ref_forward(&c0, &p0);
     assert_close("no-U run", &no_u, &want, 1e-5);
@@ -530,9 +530,9 @@ fn masked_state_feeds_only_the_products() {
 #[test]
 fn input_masks_are_constant_over_time() {
     // A shared input mask is the same as masking x at every step.
-    let kern = kernels::detect();
+    let engine = Engine::new(1);
     let c = Case::new(4, 6, 10, 17, InMask::Shared, false, 31);
-    let (masked, _) = c.run(kern, 1);
+    let (masked, _) = c.run(engine);
     let mut c1 = Case::new(4, 6, 10, 17, InMask::None, false, 31);
     for b in 0..c.b {
         for t in 0..c.t {
@@ -541,7 +541,7 @@ fn input_masks_are_constant_over_time() {
             }
         }
     }
-    let (premasked, _) = c1.run(kern, 1);
+    let (premasked, _) = c1.run(engine);
     for (a, b) in masked.iter().zip(&premasked) {
         assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
     }
@@ -552,28 +552,18 @@ fn the_three_masks_act_separately() {
     // Changing one gate's mask changes that gate's activations only (read
     // from the tape). Input masks: first step; recurrent masks: second step
     // (the first sees h_0 = 0).
-    let kern = kernels::detect();
+    let engine = Engine::new(1);
     let (b, d, h) = (2, 8, 17);
     let gates_at = |c: &Case, t_read: usize| -> [Vec<f32>; 3] {
         let mut tape = Tape::default();
         let w = c.weights();
-        forward_impl(
-            kern,
-            &w,
-            &c.x,
-            c.b,
-            c.t,
-            c.input_masks(),
-            c.rec_masks.as_deref(),
-            Some(&mut tape),
-            1,
-        );
+        engine.forward(&w, c.sequences(), c.masks(), Some(&mut tape));
         let hp = padded(c.h);
         std::array::from_fn(|g| {
             (0..c.b)
                 .flat_map(|s| {
                     let o = ((s * c.t + t_read) * 4 + g) * hp;
-                    tape.gates[o..o + c.h].to_vec()
+                    tape.record.gates[o..o + c.h].to_vec()
                 })
                 .collect()
         })
@@ -611,7 +601,8 @@ fn the_three_masks_act_separately() {
 
 #[test]
 fn activations_are_accurate() {
-    for kern in kernels::available() {
+    for engine in Engine::all_available(1) {
+        let kern = engine.kernels;
         // A dense sweep of [-90, 90] plus the small-|x| region and the
         // branch points of the approximations.
         let mut xs: Vec<f32> = (-1_800_000..=1_800_000).map(|i| i as f32 * 5e-5).collect();
@@ -664,10 +655,10 @@ fn activations_are_accurate() {
 
 #[test]
 fn empty_batches_and_sequences() {
-    let kern = kernels::detect();
+    let engine = Engine::new(2);
     for (b, t) in [(0, 5), (3, 0), (0, 0)] {
         let c = Case::new(b, t, 4, 5, InMask::PerGate, true, 51);
-        let (out, g) = c.run(kern, 2);
+        let (out, g) = c.run(engine);
         assert_eq!(out, vec![0.0; b * c.h], "h_T = h_0 = 0 with no steps");
         assert!(g.d_x.is_empty() || t > 0);
         assert!(g
@@ -675,7 +666,7 @@ fn empty_batches_and_sequences() {
             .iter()
             .chain(&g.d_recurrent_kernel)
             .all(|&v| v == 0.0));
-        let table = projection_table_impl(kern, &c.weights(), &[], 2);
+        let table = engine.projection_table(&c.weights(), &[]);
         assert!(table.is_empty());
     }
 }
@@ -684,29 +675,31 @@ fn empty_batches_and_sequences() {
 #[should_panic(expected = "x must be [B, T, D]")]
 fn wrong_input_length_is_refused() {
     let c = Case::new(2, 3, 4, 5, InMask::None, false, 1);
-    forward(
-        &c.weights(),
-        &c.x[1..],
-        2,
-        3,
-        InputMasks::None,
-        None,
-        None,
-        1,
-    );
+    let x = Sequences {
+        data: &c.x[1..],
+        batch: 2,
+        steps: 3,
+    };
+    Engine::new(1).forward(&c.weights(), x, Masks::NONE, None);
 }
 
 #[test]
 #[should_panic(expected = "token id outside the table")]
 fn token_ids_outside_the_table_are_refused() {
     let c = Case::new(1, 2, 4, 5, InMask::None, false, 1);
-    let table = projection_table(&c.weights(), &c.x, 1);
-    forward_from_table(&c.weights(), &table, &[0, 2], 1, 2, 1);
+    let engine = Engine::new(1);
+    let table = engine.projection_table(&c.weights(), &c.x);
+    let ids = TokenIds {
+        ids: &[0, 2],
+        batch: 1,
+        steps: 2,
+    };
+    engine.forward_from_table(&c.weights(), &table, ids);
 }
 
 #[test]
 #[should_panic(expected = "not filled by forward")]
 fn backward_needs_a_filled_tape() {
     let c = Case::new(1, 2, 4, 5, InMask::None, false, 1);
-    backward(&c.weights(), &c.x, &mut Tape::default(), &c.c, 1);
+    Engine::new(1).backward(&c.weights(), &c.x, &mut Tape::default(), &c.c);
 }

@@ -6,12 +6,12 @@ use tch::{Kind, Tensor};
 
 use super::gru::{GruLayer, GruMasks};
 use super::tensor_slice::{f32_slice, i64_slice};
-use crate::gru_cpu::{self, GruWeights, InputMasks, Tape};
+use crate::gru_cpu::{Engine, GruWeights, InputMasks, Masks, Sequences, Tape, TokenIds};
 
-/// The kernel with its thread count and the tape that training steps reuse
-/// (so its buffers are not allocated again at every step).
+/// The kernel for this CPU and thread count, and the tape that training
+/// steps reuse (so its buffers are not allocated again at every step).
 pub(super) struct CpuKernel {
-    threads: usize,
+    engine: Engine,
     spare_tape: RefCell<Option<Tape>>,
 }
 
@@ -52,7 +52,7 @@ unsafe fn weights(gru: &GruLayer, input_dim: usize) -> GruWeights<'_> {
 impl CpuKernel {
     pub fn new(threads: usize) -> CpuKernel {
         CpuKernel {
-            threads: threads.max(1),
+            engine: Engine::new(threads),
             spare_tape: RefCell::new(None),
         }
     }
@@ -78,16 +78,17 @@ impl CpuKernel {
                 Some(m) if m.size()[0] == 1 => InputMasks::Shared(f32_slice(m)),
                 Some(m) => InputMasks::PerGate(f32_slice(m)),
             };
-            gru_cpu::forward(
-                &weights(gru, d as usize),
-                f32_slice(&embedded),
-                b as usize,
-                t as usize,
-                input_masks,
-                recurrent_masks.as_ref().map(|m| f32_slice(m)),
-                Some(&mut tape),
-                self.threads,
-            )
+            let masks = Masks {
+                input: input_masks,
+                recurrent: recurrent_masks.as_ref().map(|m| f32_slice(m)),
+            };
+            let x = Sequences {
+                data: f32_slice(&embedded),
+                batch: b as usize,
+                steps: t as usize,
+            };
+            self.engine
+                .forward(&weights(gru, d as usize), x, masks, Some(&mut tape))
         };
         let h_last = Tensor::from_slice(&h_last).view([b, gru.units]);
         (h_last, KernelTape { embedded, tape })
@@ -101,12 +102,11 @@ impl CpuKernel {
         let d_h_last = d_h_last.contiguous();
         // SAFETY: as in `forward_train`; the tape belongs to this pass.
         let grads = unsafe {
-            gru_cpu::backward(
+            self.engine.backward(
                 &weights(gru, d as usize),
                 f32_slice(&embedded),
                 &mut tape,
                 f32_slice(&d_h_last),
-                self.threads,
             )
         };
         let from = |v: &[f32], shape: &[i64]| Tensor::from_slice(v).view(shape);
@@ -134,7 +134,10 @@ impl CpuKernel {
         let embeddings = embeddings.detach().contiguous();
         let d = embeddings.size()[1] as usize;
         // SAFETY: contiguous f32 CPU tensors alive for the call, not written meanwhile.
-        unsafe { gru_cpu::projection_table(&weights(gru, d), f32_slice(&embeddings), self.threads) }
+        unsafe {
+            self.engine
+                .projection_table(&weights(gru, d), f32_slice(&embeddings))
+        }
     }
 
     /// Evaluation forward of `ids [B, T]` through a
@@ -150,14 +153,13 @@ impl CpuKernel {
         let ids = ids.to_kind(Kind::Int64).contiguous();
         // SAFETY: contiguous CPU tensors alive for the call, not written meanwhile.
         let h_last = unsafe {
-            gru_cpu::forward_from_table(
-                &weights(gru, input_dim),
-                table,
-                i64_slice(&ids),
-                b as usize,
-                t as usize,
-                self.threads,
-            )
+            let ids = TokenIds {
+                ids: i64_slice(&ids),
+                batch: b as usize,
+                steps: t as usize,
+            };
+            self.engine
+                .forward_from_table(&weights(gru, input_dim), table, ids)
         };
         Tensor::from_slice(&h_last).view([b, gru.units])
     }
