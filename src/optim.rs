@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::model::tensor_slice::{f32_slice, f32_slice_mut};
+use crate::model::tensor_slice::{as_mut_slice, as_slice};
 use crate::model::Parameters;
 
 /// Adam's hyper-parameters (Keras's defaults are in `settings::defaults`).
@@ -127,10 +127,10 @@ unsafe fn update_cpu(
         "Adam: a gradient or moment differs in size from its parameter"
     );
     let (p, m, v, g) = (
-        f32_slice_mut(param),
-        f32_slice_mut(m),
-        f32_slice_mut(v),
-        f32_slice(g),
+        as_mut_slice(param),
+        as_mut_slice(m),
+        as_mut_slice(v),
+        as_slice(g),
     );
     let threads = if n >= PARALLEL_MIN { threads.max(1) } else { 1 };
     let chunk = n.div_ceil(threads);

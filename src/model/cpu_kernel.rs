@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use tch::{Kind, Tensor};
 
 use super::gru::{GruLayer, GruMasks};
-use super::tensor_slice::{f32_slice, i64_slice};
+use super::tensor_slice::as_slice;
 use crate::gru_cpu::{Engine, GruWeights, InputMasks, Masks, Sequences, Tape, TokenIds};
 
 /// The kernel for this CPU and thread count, and the tape that training
@@ -38,13 +38,13 @@ pub(super) struct KernelGradients {
 /// Nothing may write the parameters while the views are in use.
 unsafe fn weights(gru: &GruLayer, input_dim: usize) -> GruWeights<'_> {
     let units = gru.units as usize;
-    let bias = f32_slice(&gru.bias);
+    let bias = as_slice(&gru.bias);
     GruWeights {
         input_dim,
         units,
-        kernel: f32_slice(&gru.kernel),
+        kernel: as_slice(&gru.kernel),
         bias: &bias[..3 * units],
-        recurrent_kernel: f32_slice(&gru.recurrent_kernel),
+        recurrent_kernel: as_slice(&gru.recurrent_kernel),
         recurrent_bias: &bias[3 * units..],
     }
 }
@@ -75,15 +75,15 @@ impl CpuKernel {
         let h_last = unsafe {
             let input_masks = match &input_masks {
                 None => InputMasks::None,
-                Some(m) if m.size()[0] == 1 => InputMasks::Shared(f32_slice(m)),
-                Some(m) => InputMasks::PerGate(f32_slice(m)),
+                Some(m) if m.size()[0] == 1 => InputMasks::Shared(as_slice(m)),
+                Some(m) => InputMasks::PerGate(as_slice(m)),
             };
             let masks = Masks {
                 input: input_masks,
-                recurrent: recurrent_masks.as_ref().map(|m| f32_slice(m)),
+                recurrent: recurrent_masks.as_ref().map(|m| as_slice(m)),
             };
             let x = Sequences {
-                data: f32_slice(&embedded),
+                data: as_slice(&embedded),
                 batch: b as usize,
                 steps: t as usize,
             };
@@ -104,9 +104,9 @@ impl CpuKernel {
         let grads = unsafe {
             self.engine.backward(
                 &weights(gru, d as usize),
-                f32_slice(&embedded),
+                as_slice(&embedded),
                 &mut tape,
-                f32_slice(&d_h_last),
+                as_slice(&d_h_last),
             )
         };
         let from = |v: &[f32], shape: &[i64]| Tensor::from_slice(v).view(shape);
@@ -136,7 +136,7 @@ impl CpuKernel {
         // SAFETY: contiguous f32 CPU tensors alive for the call, not written meanwhile.
         unsafe {
             self.engine
-                .projection_table(&weights(gru, d), f32_slice(&embeddings))
+                .projection_table(&weights(gru, d), as_slice(&embeddings))
         }
     }
 
@@ -154,7 +154,7 @@ impl CpuKernel {
         // SAFETY: contiguous CPU tensors alive for the call, not written meanwhile.
         let h_last = unsafe {
             let ids = TokenIds {
-                ids: i64_slice(&ids),
+                ids: as_slice(&ids),
                 batch: b as usize,
                 steps: t as usize,
             };
