@@ -11,9 +11,21 @@ fn main() {
     // torch-sys always exports it for dynamic builds; without it there is
     // nothing to add.
     if let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
-        println!(
-            "cargo:rustc-link-arg=-Wl,-rpath,{}",
-            std::path::Path::new(&lib).display()
-        );
+        let lib = std::path::Path::new(&lib);
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+        // The torch wheel's version, for the results a run records.
+        let version_py = lib.join("../version.py");
+        println!("cargo:rerun-if-changed={}", version_py.display());
+        let version = std::fs::read_to_string(&version_py)
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("__version__ = "))
+                    .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        println!("cargo:rustc-env=GRU_IMDB_LIBTORCH_VERSION={version}");
+    } else {
+        println!("cargo:rustc-env=GRU_IMDB_LIBTORCH_VERSION=unknown");
     }
 }

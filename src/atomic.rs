@@ -38,7 +38,8 @@ fn write_then_rename(
     file.sync_all()
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    sync_parent(path)
 }
 
 /// `<stem>.tmp<pid>.<ext>` beside `path`: the same folder (so the rename
@@ -60,12 +61,38 @@ fn temp_path(path: &Path) -> PathBuf {
 /// is then renamed over `path`.
 pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temp_path(path);
-    let result = write(&tmp).and_then(|()| {
+    let result = write(&tmp).and_then(|()| sync(&tmp)).and_then(|()| {
         fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        sync_parent(path)
     });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Flushes a file (or a folder's entries) to the disk, so that a rename
+/// published after it never points at data still in flight.
+pub fn sync(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {} to the disk", path.display()))
+}
+
+/// Makes a rename inside `path`'s folder durable.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => sync(dir),
+        None => sync(Path::new(".")),
+    }
+}
+
+/// Whether `name` is one of [`write_atomically`]'s temporary names
+/// (`<stem>.tmp<pid>[.<ext>]`): left behind only by a killed process.
+pub fn is_temp_name(name: &str) -> bool {
+    name.split_once(".tmp").is_some_and(|(_, rest)| {
+        let digits = rest.split('.').next().unwrap_or("");
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    })
 }

@@ -1,5 +1,6 @@
 //! `model.evaluate(...)`, and the sums both it and training keep: mean
 //! binary cross-entropy and accuracy over batches, weighted by samples.
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::Split;
@@ -30,6 +31,14 @@ impl SplitTensors {
         self.y.size()[0] as usize
     }
 
+    /// The same tensors, shared.
+    pub fn shallow_clone(&self) -> SplitTensors {
+        SplitTensors {
+            x: self.x.shallow_clone(),
+            y: self.y.shallow_clone(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -40,6 +49,24 @@ impl SplitTensors {
 pub struct Evaluation {
     pub loss: f64,
     pub accuracy: f64,
+}
+
+/// The sums of [`Totals`] as plain numbers, e.g. for a checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningTotals {
+    pub loss_sum: f64,
+    pub hits: f64,
+    pub samples: usize,
+}
+
+impl RunningTotals {
+    pub fn means(&self) -> Evaluation {
+        let n = self.samples.max(1) as f64;
+        Evaluation {
+            loss: self.loss_sum / n,
+            accuracy: self.hits / n,
+        }
+    }
 }
 
 /// Sums of per-sample loss and hits, for sample-weighted means over
@@ -53,11 +80,25 @@ pub(crate) struct Totals {
 
 impl Totals {
     pub fn new(device: Device) -> Totals {
-        let zero = || Tensor::zeros([], (Kind::Double, device));
+        Totals::from_running(&RunningTotals::default(), device)
+    }
+
+    /// Goes on from sums saved earlier.
+    pub fn from_running(running: &RunningTotals, device: Device) -> Totals {
+        let scalar = |v: f64| Tensor::from(v).to_kind(Kind::Double).to_device(device);
         Totals {
-            loss: zero(),
-            hits: zero(),
-            samples: 0,
+            loss: scalar(running.loss_sum),
+            hits: scalar(running.hits),
+            samples: running.samples,
+        }
+    }
+
+    /// The sums as plain numbers (a GPU is synchronised).
+    pub fn running(&self) -> RunningTotals {
+        RunningTotals {
+            loss_sum: self.loss.double_value(&[]),
+            hits: self.hits.double_value(&[]),
+            samples: self.samples,
         }
     }
 
@@ -77,11 +118,7 @@ impl Totals {
     }
 
     pub fn means(&self) -> Evaluation {
-        let n = self.samples.max(1) as f64;
-        Evaluation {
-            loss: self.loss.double_value(&[]) / n,
-            accuracy: self.hits.double_value(&[]) / n,
-        }
+        self.running().means()
     }
 }
 

@@ -6,7 +6,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::data::{self, Vocabulary};
 use crate::device::Placement;
 use crate::model::SentimentModel;
-use crate::run_folder::{RunConfig, RunFolder};
+use crate::run_folder::{RunConfig, RunFolder, WeightsChoice};
 
 pub struct TrainedModel {
     pub model: SentimentModel,
@@ -16,13 +16,18 @@ pub struct TrainedModel {
 }
 
 impl TrainedModel {
-    /// The model of `folder`, placed as `placement` says.
-    pub fn load(folder: &RunFolder, placement: &Placement) -> Result<TrainedModel> {
+    /// The model of `folder` with the `which` weights, placed as
+    /// `placement` says.
+    pub fn load(
+        folder: &RunFolder,
+        which: WeightsChoice,
+        placement: &Placement,
+    ) -> Result<TrainedModel> {
         let config = folder.load_config()?;
         let vocab = folder.load_vocabulary()?;
         let mut vs = nn::VarStore::new(placement.device);
         let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
-        folder.load_weights(&mut vs)?;
+        folder.load_weights(&mut vs, which)?;
         placement.share_threads();
         Ok(TrainedModel {
             model,

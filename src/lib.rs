@@ -16,6 +16,7 @@ pub mod device;
 pub mod evaluation;
 pub mod gru_cpu;
 pub mod inference;
+pub mod lock;
 pub mod model;
 pub mod optim;
 pub mod progress;

@@ -3,16 +3,25 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
-use gru_imdb::cli::{Cli, Command};
+use clap::{CommandFactory, FromArgMatches};
+use gru_imdb::cli::{train_settings, Cli, Command};
+use gru_imdb::commands::train::TrainOutcome;
 use gru_imdb::commands::{evaluate, predict, train};
 use gru_imdb::data;
 
 /// Errors are printed with their causes, one per line, like ripgrep does,
-/// and exit with status 1.
+/// and exit with status 1; a training run stopped by an interrupt exits
+/// with 130, as a shell reports a Ctrl-C.
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    match run() {
+        Ok(TrainOutcome::Finished) => ExitCode::SUCCESS,
+        Ok(TrainOutcome::Interrupted { run_dir }) => {
+            eprintln!(
+                "Stopped; a checkpoint is saved. To go on: gru-imdb train --resume {}",
+                run_dir.display()
+            );
+            ExitCode::from(130)
+        }
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
@@ -23,14 +32,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run() -> Result<TrainOutcome> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let done = |result: Result<()>| result.map(|()| TrainOutcome::Finished);
     match &cli.command {
-        None => train::train_command(&(&cli.train).try_into()?),
-        Some(Command::Train(flags)) => train::train_command(&flags.try_into()?),
-        Some(Command::Data(flags)) => {
-            data::run_data_command(&flags.settings()?, flags.export.as_deref())
+        None => train::train_command(&train_settings(&cli.train, &matches)?),
+        Some(Command::Train(flags)) => {
+            let matches = matches.subcommand_matches("train").unwrap_or(&matches);
+            train::train_command(&train_settings(flags, matches)?)
         }
-        Some(Command::Predict(flags)) => predict::predict_command(&flags.try_into()?),
-        Some(Command::Evaluate(flags)) => evaluate::evaluate_command(&flags.try_into()?),
+        Some(Command::Data(flags)) => done(data::run_data_command(
+            &flags.settings()?,
+            flags.export.as_deref(),
+        )),
+        Some(Command::Predict(flags)) => done(predict::predict_command(&flags.try_into()?)),
+        Some(Command::Evaluate(flags)) => done(evaluate::evaluate_command(&flags.try_into()?)),
     }
 }

@@ -41,6 +41,15 @@ pub struct Adam {
     threads: usize,
 }
 
+/// What a checkpoint keeps of Adam to continue exactly: the step count,
+/// the current learning rate and both moments of every parameter.
+pub struct AdamState {
+    pub iterations: u64,
+    pub learning_rate: f64,
+    pub m: Parameters<Tensor>,
+    pub v: Parameters<Tensor>,
+}
+
 impl Adam {
     /// Adam over `params` (the model's trainable tensors); `threads` for
     /// the update of CPU tensors.
@@ -56,6 +65,38 @@ impl Adam {
             iterations: 0,
             threads,
         }
+    }
+
+    pub fn learning_rate(&self) -> f64 {
+        self.config.learning_rate
+    }
+
+    /// For schedules such as reduce-on-plateau; takes effect at the next step.
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.config.learning_rate = learning_rate;
+    }
+
+    /// The optimiser's state (shallow copies of the moments).
+    pub fn state(&self) -> AdamState {
+        AdamState {
+            iterations: self.iterations,
+            learning_rate: self.config.learning_rate,
+            m: self.slots.map(|s| s.m.shallow_clone()),
+            v: self.slots.map(|s| s.v.shallow_clone()),
+        }
+    }
+
+    /// Continues from a saved state: copies its moments in place.
+    pub fn restore(&mut self, state: &AdamState) {
+        self.iterations = state.iterations;
+        self.config.learning_rate = state.learning_rate;
+        tch::no_grad(|| {
+            let saved = state.m.iter().zip(state.v.iter());
+            for (slot, (m, v)) in self.slots.iter_mut().zip(saved) {
+                slot.m.copy_(m);
+                slot.v.copy_(v);
+            }
+        });
     }
 
     /// One update with `grads`, the gradient of each parameter.

@@ -198,7 +198,7 @@ fn op_by_op_applies_three_input_and_three_recurrent_masks_and_carries_unmasked_s
 /// backward, with masks drawn from `mask_seed`.
 fn training_step(model: &SentimentModel, ids: &Tensor, mask_seed: i64) -> Vec<Tensor> {
     tch::manual_seed(mask_seed);
-    let forward = model.forward_train(ids);
+    let forward = model.forward_train(ids, &model.draw_masks(ids.size()[0]));
     let labels = Tensor::from_slice(&[1.0f32, 0.0, 1.0, 1.0, 0.0]);
     let loss = forward.logits.binary_cross_entropy_with_logits::<Tensor>(
         &labels,
@@ -277,9 +277,15 @@ fn training_forward_applies_dropout() {
     let (_vs, model) = small_model(small_config(0.5, 0.5), GruImpl::CpuKernel, 41);
     let x = ids(42);
     tch::manual_seed(1);
-    let a = model.forward_train(&x).logits.detach();
+    let a = model
+        .forward_train(&x, &model.draw_masks(B))
+        .logits
+        .detach();
     tch::manual_seed(2);
-    let b = model.forward_train(&x).logits.detach();
+    let b = model
+        .forward_train(&x, &model.draw_masks(B))
+        .logits
+        .detach();
     assert!(
         (a - b).abs().max().double_value(&[]) > 1e-4,
         "different masks give different outputs"

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{run_cli, sha256_hex, synthetic_reviews, write_synthetic_imdb_archive};
-use gru_imdb::run_folder::HistoryCsv;
+use gru_imdb::run_folder::HISTORY_HEADER;
 
 const REVIEWS_PER_FOLDER: usize = 80;
 const ARCHIVE_SEED: u64 = 7;
@@ -117,6 +117,16 @@ fn read_history(path: &Path) -> (String, Vec<HistoryRow>) {
     (header, rows)
 }
 
+/// The sorted names in a folder.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 fn printed(stdout: &str, prefix: &str) -> f64 {
     stdout
         .lines()
@@ -135,7 +145,7 @@ fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() 
 
     // History: Keras CSVLogger's columns first, one row per epoch from 0.
     let (header, rows) = read_history(&run.join("history.csv"));
-    assert_eq!(header, HistoryCsv::HEADER);
+    assert_eq!(header, HISTORY_HEADER.join(","));
     assert!(header.starts_with("epoch,accuracy,loss,val_accuracy,val_loss"));
     assert_eq!(rows.len(), 4);
     for (i, row) in rows.iter().enumerate() {
@@ -157,21 +167,21 @@ fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() 
     let test_accuracy = printed(&stdout, "Test accuracy: ");
     assert!((test_accuracy - val_accuracy).abs() < 1e-4);
 
-    // The run folder holds everything predict needs, and nothing half-written.
-    let mut files: Vec<String> = std::fs::read_dir(&run)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
+    // The run folder holds everything predict needs, and nothing half-written:
+    // one published checkpoint, the links to its files, and how the run ended.
     assert_eq!(
-        files,
+        names_in(&run),
         [
+            ".lock",
+            "checkpoints",
             "config.json",
             "history.csv",
             "model.safetensors",
+            "results.json",
             "vocab.txt"
         ]
     );
+    assert_eq!(names_in(&run.join("checkpoints")), ["000004", "latest"]);
 
     // predict on the test reviews' texts agrees with the evaluation.
     let test_reviews: Vec<(String, bool)> = synthetic_reviews(REVIEWS_PER_FOLDER, ARCHIVE_SEED)
@@ -258,7 +268,7 @@ fn history_flag_moves_the_csv() {
     let history = f.root.join("elsewhere.csv");
     f.train("run", 1, &["--history", history.to_str().unwrap()]);
     let (header, rows) = read_history(&history);
-    assert_eq!(header, HistoryCsv::HEADER);
+    assert_eq!(header, HISTORY_HEADER.join(","));
     assert_eq!(rows.len(), 1);
     assert!(!f.root.join("run/history.csv").exists());
 }

@@ -41,7 +41,11 @@ fn data_of_run(data: &EvaluateData, run: &RunConfig) -> DataConfig {
 }
 
 pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
-    let trained = TrainedModel::load(&RunFolder::open(&settings.run_dir), &settings.placement)?;
+    let trained = TrainedModel::load(
+        &RunFolder::open(&settings.run_dir),
+        settings.weights,
+        &settings.placement,
+    )?;
     let data = data_of_run(&settings.data, &trained.config);
     let test = SplitTensors::new(&data::load_dataset(&data)?.test, settings.placement.device);
     let mut figures = Vec::new();

@@ -12,7 +12,11 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
             "no reviews to predict: give them as arguments, with --file, or on stdin, one per line"
         );
     }
-    let trained = TrainedModel::load(&RunFolder::open(&settings.run_dir), &settings.placement)?;
+    let trained = TrainedModel::load(
+        &RunFolder::open(&settings.run_dir),
+        settings.weights,
+        &settings.placement,
+    )?;
     for (text, p) in texts.iter().zip(trained.predict(texts)) {
         let label = if p > 0.5 { "positive" } else { "negative" };
         println!("{p:.4}\t{label}\t{text}");

@@ -1,72 +1,98 @@
-//! `gru-imdb train`: data -> model -> fit -> test, leaving a run folder.
+//! `gru-imdb train`: data -> model -> fit -> test, leaving a run folder
+//! that a killed or interrupted run can be resumed from.
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tch::nn;
 
-use crate::data;
+use crate::data::{self, Dataset};
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::model::SentimentModel;
 use crate::optim::Adam;
 use crate::progress::Verbosity;
-use crate::run_folder::{HistoryCsv, RunConfig, RunFolder};
+use crate::run_folder::{
+    load_weights, read_optimizer, BestWeights, Checkpoint, RunConfig, RunFolder, RunResults,
+    RunStatus, TestResult, WeightsChoice,
+};
 use crate::settings::TrainSettings;
-use crate::train::fit;
+use crate::train::{interrupt, Fit, FitData, FitEnd, FitState, SavePoint};
 
-pub fn train_command(settings: &TrainSettings) -> Result<()> {
-    let say = |msg: String| {
-        if settings.verbosity != Verbosity::Silent {
-            eprintln!("{msg}");
-        }
-    };
+/// How a training command ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrainOutcome {
+    Finished,
+    /// Stopped by an interrupt after saving a checkpoint; `--resume` goes on.
+    Interrupted {
+        run_dir: std::path::PathBuf,
+    },
+}
+
+/// A run being trained: its folder, model, optimiser and where it stands.
+struct Session<'a> {
+    settings: &'a TrainSettings,
+    folder: RunFolder,
+    vs: nn::VarStore,
+    model: SentimentModel,
+    optimizer: Adam,
+    state: FitState,
+    inputs_sha256: (String, String),
+    started: Instant,
+}
+
+pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
+    interrupt::install();
     let placement = &settings.placement;
     tch::manual_seed(settings.seed as i64);
 
     // The data first, so a run folder is made only for a run that can start.
     let dataset = data::load_dataset(&settings.data)?;
-    let folder = RunFolder::create(&settings.outputs)?;
-    let started = Instant::now();
-
-    let vs = nn::VarStore::new(placement.device);
-    let model = SentimentModel::new(&vs.root(), settings.model, placement.gru, placement.threads);
-    placement.share_threads();
-    say(format!(
-        "Training on {} with the {:?} GRU, seed {}; run folder {}",
-        placement.device_name(),
-        placement.gru.train,
-        settings.seed,
-        folder.dir().display()
-    ));
-    folder.save_config(&run_config(settings))?;
-    folder.save_vocabulary(&dataset.vocab)?;
-
-    let train_data = SplitTensors::new(&dataset.train, placement.device);
+    let (train, validation) = split_validation(&dataset, settings);
+    let mut session = Session::start(settings, &dataset)?;
     let test_data = SplitTensors::new(&dataset.test, placement.device);
-    let mut optimizer = Adam::new(&model.parameters(), settings.train.adam, placement.threads);
-    let mut history = HistoryCsv::new(folder.history_path());
-    fit(
-        &model,
-        &mut optimizer,
-        &train_data,
-        &test_data,
-        &settings.train,
-        settings.verbosity,
-        |record| {
-            history.append(record)?;
-            folder.save_weights(&vs)
-        },
-    )?;
+    let validation_data = match &validation {
+        Some(split) => SplitTensors::new(split, placement.device),
+        None => test_data.shallow_clone(),
+    };
+    let train_data = SplitTensors::new(&train, placement.device);
+    let data = FitData {
+        train: &train_data,
+        validation: &validation_data,
+    };
+    match session.fit(data) {
+        Ok(FitEnd::Interrupted) => {
+            session.save_results(RunStatus::Interrupted, None, None)?;
+            Ok(TrainOutcome::Interrupted {
+                run_dir: session.folder.dir().to_path_buf(),
+            })
+        }
+        Ok(_) => {
+            let test = session.test(&test_data)?;
+            session.save_results(RunStatus::Finished, None, Some(test))?;
+            Ok(TrainOutcome::Finished)
+        }
+        Err(err) => {
+            let message = format!("{err:#}");
+            session.save_results(RunStatus::Failed, Some(message), None)?;
+            Err(err)
+        }
+    }
+}
 
-    let test = evaluate(&model, &test_data, settings.train.validation_batch_size);
-    println!("Test loss: {:.4}", test.loss);
-    println!("Test accuracy: {:.4}", test.accuracy);
-    say(format!(
-        "Trained in {:.1} s; history in {}, weights in {}",
-        started.elapsed().as_secs_f64(),
-        history.path().display(),
-        folder.weights_path().display()
-    ));
-    Ok(())
+/// The training split, and the validation split when `--validation-split`
+/// takes one from it (else validation is on the test set, as in the
+/// tutorial). As with Keras's `imdb.load_data`, the reviews are in a fixed
+/// shuffled order before the split, so both parts hold both classes.
+fn split_validation(
+    dataset: &Dataset,
+    settings: &TrainSettings,
+) -> (data::Split, Option<data::Split>) {
+    match settings.train.validation_split {
+        Some(fraction) => {
+            let (train, validation) = dataset.train.in_shuffled_order().split_last(fraction);
+            (train, Some(validation))
+        }
+        None => (dataset.train.clone(), None),
+    }
 }
 
 fn run_config(settings: &TrainSettings) -> RunConfig {
@@ -74,12 +100,178 @@ fn run_config(settings: &TrainSettings) -> RunConfig {
         model: settings.model,
         train: settings.train,
         maxlen: settings.data.maxlen,
+        data_dir: settings.data.data_dir.clone(),
         data_url: settings.data.url.clone(),
         data_sha256: settings.data.sha256.clone(),
         seed: settings.seed,
         device: settings.placement.device_name(),
         gru_implementation: format!("{:?}", settings.placement.gru.train),
         threads: settings.placement.threads,
+        history: settings.outputs.history.clone(),
         gru_imdb_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+impl<'a> Session<'a> {
+    /// Claims the run folder (new or resumed), builds the model and, for a
+    /// resumed run, loads where its latest checkpoint stood.
+    fn start(settings: &'a TrainSettings, dataset: &Dataset) -> Result<Session<'a>> {
+        let placement = &settings.placement;
+        let keep_best = settings.train.callbacks.keeps_best();
+        let folder = match &settings.outputs.resume {
+            Some(dir) => RunFolder::resume(dir, settings.outputs.history.clone(), keep_best)?,
+            None => {
+                let folder = RunFolder::create(&settings.outputs, keep_best)?;
+                folder.save_config(&run_config(settings))?;
+                folder.save_vocabulary(&dataset.vocab)?;
+                folder
+            }
+        };
+        let started = Instant::now();
+        let vs = nn::VarStore::new(placement.device);
+        let model =
+            SentimentModel::new(&vs.root(), settings.model, placement.gru, placement.threads);
+        placement.share_threads();
+        let optimizer = Adam::new(&model.parameters(), settings.train.adam, placement.threads);
+        let inputs_sha256 = folder.inputs_sha256()?;
+        let mut session = Session {
+            settings,
+            folder,
+            vs,
+            model,
+            optimizer,
+            state: FitState::default(),
+            inputs_sha256,
+            started,
+        };
+        session.restore_checkpoint()?;
+        session.say(format!(
+            "Training on {} with the {:?} GRU, seed {}; run folder {}",
+            placement.device_name(),
+            placement.gru.train,
+            settings.seed,
+            session.folder.dir().display()
+        ));
+        Ok(session)
+    }
+
+    fn say(&self, message: String) {
+        if self.settings.verbosity != Verbosity::Silent {
+            eprintln!("{message}");
+        }
+    }
+
+    /// Continues from the latest checkpoint, if there is one: its weights,
+    /// Adam's state and where the fit stood.
+    fn restore_checkpoint(&mut self) -> Result<()> {
+        let Some((dir, info)) = self.folder.checkpoints().latest_info()? else {
+            return Ok(());
+        };
+        self.folder.check_inputs(&info)?;
+        load_weights(&mut self.vs, &dir.join(&info.training_weights))?;
+        let adam = read_optimizer(&dir, &info)?;
+        self.optimizer.restore(&adam);
+        self.state = info.fit;
+        self.say(format!(
+            "Resuming at epoch {}, step {}",
+            self.state.epoch + 1,
+            self.state.step
+        ));
+        Ok(())
+    }
+
+    fn fit(&mut self, data: FitData) -> Result<FitEnd> {
+        let Session {
+            settings,
+            folder,
+            vs,
+            model,
+            optimizer,
+            state,
+            inputs_sha256,
+            ..
+        } = self;
+        let callbacks = settings.train.callbacks;
+        let mut fit = Fit {
+            model,
+            optimizer,
+            data,
+            config: &settings.train,
+            verbosity: settings.verbosity,
+        };
+        fit.run(state, |state, optimizer, point| {
+            let best = match point {
+                _ if !callbacks.keeps_best() => BestWeights::NotKept,
+                SavePoint::EpochEnd(decision) if decision.new_best => BestWeights::These,
+                _ if state.callbacks.best.is_some() => BestWeights::Previous,
+                _ => BestWeights::NotKept,
+            };
+            folder.save_checkpoint(&Checkpoint {
+                weights: vs,
+                optimizer: optimizer.state(),
+                fit: state,
+                best,
+                config_sha256: inputs_sha256.0.clone(),
+                vocab_sha256: inputs_sha256.1.clone(),
+            })
+        })
+    }
+
+    /// The final test evaluation, on the best epoch's weights when the run
+    /// restores them (which then become the run's final weights).
+    fn test(&mut self, test_data: &SplitTensors) -> Result<TestResult> {
+        let last_epoch = self.state.epoch.saturating_sub(1);
+        let best = self.state.callbacks.best;
+        let (weights, epoch) = match best {
+            Some(best)
+                if self.settings.train.callbacks.restore_best_weights
+                    && best.epoch != last_epoch =>
+            {
+                self.folder.checkpoints().publish_best_as_final()?;
+                let path = self.folder.weights_path(WeightsChoice::Last);
+                load_weights(&mut self.vs, &path).context("cannot restore the best weights")?;
+                ("best", best.epoch)
+            }
+            _ => ("last", last_epoch),
+        };
+        let batch = self.settings.train.validation_batch_size;
+        let result = evaluate(&self.model, test_data, batch);
+        println!("Test loss: {:.4}", result.loss);
+        println!("Test accuracy: {:.4}", result.accuracy);
+        self.say(format!(
+            "Tested the {weights} weights (epoch {}); trained in {:.1} s; run folder {}",
+            epoch + 1,
+            self.started.elapsed().as_secs_f64(),
+            self.folder.dir().display()
+        ));
+        Ok(TestResult {
+            loss: result.loss,
+            accuracy: result.accuracy,
+            weights: weights.to_owned(),
+            epoch,
+        })
+    }
+
+    fn save_results(
+        &self,
+        status: RunStatus,
+        error: Option<String>,
+        test: Option<TestResult>,
+    ) -> Result<()> {
+        let placement = &self.settings.placement;
+        self.folder.save_results(&RunResults {
+            status,
+            error,
+            epochs_completed: self.state.epoch,
+            stopped_early_after: self.state.callbacks.stopped_early_after,
+            monitor: self.settings.train.callbacks.monitor.name().to_owned(),
+            best: self.state.callbacks.best,
+            test,
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+            device: placement.device_name(),
+            gru_implementation: format!("{:?}", placement.gru.train),
+            gru_imdb_version: env!("CARGO_PKG_VERSION").to_owned(),
+            libtorch_version: env!("GRU_IMDB_LIBTORCH_VERSION").to_owned(),
+        })
     }
 }

@@ -19,6 +19,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 pub use archive::{MAX_ARCHIVE_BYTES, MAX_REVIEW_BYTES};
+pub(crate) use download::sha256_file;
 pub use download::CANONICAL_SIZE;
 pub use npy::write_npy_i32;
 pub use pad::{pad_sequences, PAD_ID};
@@ -65,6 +66,47 @@ pub struct Split {
 impl Split {
     pub fn len(&self) -> usize {
         self.y.len()
+    }
+
+    /// Keras's `validation_split`: the first part of the samples for
+    /// training and the last `fraction` for validation, in the order given
+    /// (`split_at = int(n * (1 - fraction))`).
+    pub fn split_last(&self, fraction: f64) -> (Split, Split) {
+        let at = (self.len() as f64 * (1.0 - fraction)) as usize;
+        let rows = |range: std::ops::Range<usize>| Split {
+            x: self.x[range.start * self.maxlen..range.end * self.maxlen].to_vec(),
+            y: self.y[range].to_vec(),
+            maxlen: self.maxlen,
+        };
+        (rows(0..at), rows(at..self.len()))
+    }
+
+    /// The samples in a fixed pseudo-random order that depends on nothing
+    /// but the data. Keras's `imdb.load_data` shuffles its arrays (seed
+    /// 113); ours follow the contract's order (all negative reviews, then
+    /// all positive ones), in which a last fraction would be one class only.
+    pub fn in_shuffled_order(&self) -> Split {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        // Fisher-Yates with splitmix64 seeded like load_data: fixed, so the
+        // same data always splits the same way, whatever --seed says.
+        let mut state: u64 = 113;
+        for i in (1..order.len()).rev() {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            order.swap(i, (z % (i as u64 + 1)) as usize);
+        }
+        Split {
+            x: order
+                .iter()
+                .flat_map(|&i| &self.x[i * self.maxlen..(i + 1) * self.maxlen])
+                .copied()
+                .collect(),
+            y: order.iter().map(|&i| self.y[i]).collect(),
+            maxlen: self.maxlen,
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.y.is_empty()

@@ -115,10 +115,18 @@ impl SentimentModel {
         (h_last.matmul(&self.dense_kernel) + &self.dense_bias).squeeze_dim(-1)
     }
 
-    /// Training-mode forward of a batch of ids `[B, T]` (int64): dropout on,
-    /// masks drawn from libtorch's generator. The gradients of a loss of its
-    /// logits come from [`TrainForward::backward`].
-    pub fn forward_train(&self, ids: &Tensor) -> TrainForward {
+    /// The dropout masks of a training batch of `batch` samples, drawn from
+    /// libtorch's generator. Training draws them for every step, in order,
+    /// so a resumed run can draw (and discard) those of the steps it skips.
+    pub fn draw_masks(&self, batch: i64) -> GruMasks {
+        self.gru
+            .draw_masks(batch, self.config.embedding_dim as i64, self.device)
+    }
+
+    /// Training-mode forward of a batch of ids `[B, T]` (int64) under this
+    /// batch's `masks`. The gradients of a loss of its logits come from
+    /// [`TrainForward::backward`].
+    pub fn forward_train(&self, ids: &Tensor, masks: &GruMasks) -> TrainForward {
         let gru_impl = self.gru_plan.train;
         // The kernel path computes the embedding gradient itself.
         let embedded = if gru_impl == GruImpl::CpuKernel {
@@ -126,11 +134,9 @@ impl SentimentModel {
         } else {
             self.embed(ids)
         };
-        let (b, _, d) = embedded.size3().expect("ids must be [B, T]");
-        let masks = self.gru.draw_masks(b, d, self.device);
         let h_last = match gru_impl {
             GruImpl::CpuKernel => {
-                let (h_last, tape) = self.cpu_kernel.forward_train(&self.gru, embedded, &masks);
+                let (h_last, tape) = self.cpu_kernel.forward_train(&self.gru, embedded, masks);
                 let h_last = h_last.set_requires_grad(true);
                 return TrainForward {
                     logits: self.dense(&h_last),
@@ -141,8 +147,8 @@ impl SentimentModel {
                     }),
                 };
             }
-            GruImpl::OpByOp => self.gru.forward_op_by_op(&embedded, &masks),
-            GruImpl::Fused => self.gru.forward_fused(&embedded, &masks, true),
+            GruImpl::OpByOp => self.gru.forward_op_by_op(&embedded, masks),
+            GruImpl::Fused => self.gru.forward_fused(&embedded, masks, true),
         };
         TrainForward {
             logits: self.dense(&h_last),

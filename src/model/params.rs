@@ -22,6 +22,17 @@ pub struct Parameters<T> {
 }
 
 impl<T> Parameters<T> {
+    /// The fields' names, in the order of [`Parameters::iter`] (as files
+    /// that store one tensor per parameter name them).
+    pub const NAMES: [&'static str; 6] = [
+        "embeddings",
+        "gru_kernel",
+        "gru_recurrent_kernel",
+        "gru_bias",
+        "dense_kernel",
+        "dense_bias",
+    ];
+
     /// The fields in one fixed order, the inverse of [`Parameters::from_ordered`].
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         [

@@ -2,16 +2,24 @@
 //! file names and formats in this one module.
 //!
 //! - `config.json` ([`RunConfig`]): the settings the model was built and
-//!   trained with;
-//! - `history.csv` ([`HistoryCsv`]): one row per finished epoch (it may be
-//!   moved elsewhere with `--history`);
-//! - `vocab.txt`: the vocabulary the inputs were encoded with;
-//! - `model.safetensors`: the weights after the last finished epoch.
+//!   trained with; `vocab.txt`: the vocabulary of its inputs;
+//! - `checkpoints/` ([`Checkpoints`]): where training stands, published
+//!   whole after every epoch (and at an interrupt);
+//! - `model.safetensors`, `history.csv` and, when the best epoch is kept,
+//!   `model.best.safetensors`: links to the latest checkpoint's files
+//!   (the history may go elsewhere with `--history`, then as a file
+//!   rewritten after each checkpoint);
+//! - `results.json` ([`RunResults`]): how the run ended;
+//! - `.lock`: held by the process that trains into the folder, so that two
+//!   runs never share one.
 //!
 //! Every file is written atomically, and a run never writes over an earlier
 //! run's folder or history.
+mod checkpoint;
 mod config;
 mod history;
+mod results;
+mod weights;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,68 +29,113 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tch::nn;
 
-use crate::atomic::{replace_atomically, write_atomically};
-use crate::data::Vocabulary;
+use crate::atomic::{is_temp_name, write_atomically};
+use crate::data::{sha256_file, Vocabulary};
+use crate::lock::FileLock;
 use crate::settings::RunOutputs;
+use crate::train::EpochRecord;
+pub use checkpoint::{read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints};
 pub use config::RunConfig;
-pub use history::HistoryCsv;
+pub use history::HEADER as HISTORY_HEADER;
+pub use results::{RunResults, RunStatus, TestResult};
+pub use weights::load_weights;
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const HISTORY_FILE: &str = "history.csv";
 pub const VOCAB_FILE: &str = "vocab.txt";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const WEIGHTS_FILE: &str = checkpoint::WEIGHTS;
+pub const BEST_WEIGHTS_FILE: &str = checkpoint::BEST_WEIGHTS;
+pub const RESULTS_FILE: &str = "results.json";
+const LOCK_FILE: &str = ".lock";
 
-/// A run folder, new or finished.
-#[derive(Debug, Clone)]
+/// Which weights of a run to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightsChoice {
+    /// What the run ended with: the last epoch's, or the best epoch's when
+    /// it restored them.
+    Last,
+    /// The best epoch's (runs trained with --save-best).
+    Best,
+}
+
+/// A run folder: a new run's (claimed and locked), a resumed one's (locked)
+/// or a finished one's to read.
+#[derive(Debug)]
 pub struct RunFolder {
     dir: PathBuf,
-    history: PathBuf,
+    /// `--history` outside the folder, if given.
+    history_file: Option<PathBuf>,
+    checkpoints: Checkpoints,
+    _lock: Option<FileLock>,
 }
 
 impl RunFolder {
-    /// Makes the folder of a new run (`runs/<start time>` unless given),
-    /// refusing one that already holds a run, or a history file that
-    /// already exists: an earlier run's results are never written over.
-    /// The history's folder is made now rather than after the first epoch.
-    pub fn create(outputs: &RunOutputs) -> Result<RunFolder> {
-        let dir = outputs
-            .run_dir
-            .clone()
-            .unwrap_or_else(|| Path::new("runs").join(timestamp_name(SystemTime::now())));
-        if dir.join(CONFIG_FILE).exists() {
+    /// Claims the folder of a new run (`runs/<start time>` unless given):
+    /// locks it, refuses one that holds a run or is in use, and a history
+    /// file that already exists. An output that cannot be written is found
+    /// now, before any training, and the folder made for it is removed.
+    pub fn create(outputs: &RunOutputs, keep_best: bool) -> Result<RunFolder> {
+        let history_file = outputs.history.clone();
+        if let Some(path) = &history_file {
+            if path.exists() || path.is_symlink() {
+                bail!(
+                    "--history {} already exists; choose another file or remove it",
+                    path.display()
+                );
+            }
+        }
+        let (dir, lock, made) = match &outputs.run_dir {
+            Some(dir) => claim_given(dir)?,
+            None => claim_default()?,
+        };
+        let folder = RunFolder {
+            checkpoints: Checkpoints::new(&dir),
+            dir,
+            history_file,
+            _lock: Some(lock),
+        };
+        if let Err(err) = folder.prepare_outputs(keep_best) {
+            if made {
+                let _ = fs::remove_dir_all(&folder.dir);
+            }
+            return Err(err);
+        }
+        Ok(folder)
+    }
+
+    /// Claims an earlier run's folder to go on training into it: locks it
+    /// and removes what a killed process left half-written.
+    pub fn resume(dir: &Path, history_file: Option<PathBuf>, keep_best: bool) -> Result<RunFolder> {
+        if !dir.join(CONFIG_FILE).exists() {
             bail!(
-                "--run-dir {} already holds a run ({CONFIG_FILE}); choose another folder or remove it",
+                "--resume {}: no run to resume there (no {CONFIG_FILE})",
                 dir.display()
             );
         }
-        let history = outputs
-            .history
-            .clone()
-            .unwrap_or_else(|| dir.join(HISTORY_FILE));
-        if history.exists() {
-            bail!(
-                "--history {} already exists; choose another file or remove it",
-                history.display()
-            );
-        }
-        fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the run folder {}", dir.display()))?;
-        if let Some(parent) = history.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).with_context(|| {
-                format!(
-                    "cannot create the folder of --history {}",
-                    history.display()
-                )
-            })?;
-        }
-        Ok(RunFolder { dir, history })
+        let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?.with_context(|| {
+            format!(
+                "--resume {}: another run is using this folder",
+                dir.display()
+            )
+        })?;
+        let folder = RunFolder {
+            checkpoints: Checkpoints::new(dir),
+            dir: dir.to_path_buf(),
+            history_file,
+            _lock: Some(lock),
+        };
+        folder.remove_stale()?;
+        folder.link_outputs(keep_best)?;
+        Ok(folder)
     }
 
-    /// The folder of an earlier run, to load from.
+    /// A run's folder, to read from (no lock: readers do not write).
     pub fn open(dir: &Path) -> RunFolder {
         RunFolder {
+            checkpoints: Checkpoints::new(dir),
             dir: dir.to_path_buf(),
-            history: dir.join(HISTORY_FILE),
+            history_file: None,
+            _lock: None,
         }
     }
 
@@ -90,12 +143,75 @@ impl RunFolder {
         &self.dir
     }
 
-    pub fn history_path(&self) -> &Path {
-        &self.history
+    pub fn checkpoints(&self) -> &Checkpoints {
+        &self.checkpoints
     }
 
-    pub fn weights_path(&self) -> PathBuf {
-        self.dir.join(WEIGHTS_FILE)
+    /// Where the history is: `--history`, or the folder's link.
+    pub fn history_path(&self) -> PathBuf {
+        self.history_file
+            .clone()
+            .unwrap_or_else(|| self.dir.join(HISTORY_FILE))
+    }
+
+    pub fn weights_path(&self, which: WeightsChoice) -> PathBuf {
+        match which {
+            WeightsChoice::Last => self.dir.join(WEIGHTS_FILE),
+            WeightsChoice::Best => self.dir.join(BEST_WEIGHTS_FILE),
+        }
+    }
+
+    /// The links to the latest checkpoint's files, and a first `--history`
+    /// (header only) to find out now whether it can be written.
+    fn prepare_outputs(&self, keep_best: bool) -> Result<()> {
+        if let Some(path) = &self.history_file {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).with_context(|| {
+                    format!("cannot create the folder of --history {}", path.display())
+                })?;
+            }
+            history::write_history_file(path, &[])
+                .with_context(|| format!("--history {} cannot be written", path.display()))?;
+        }
+        self.link_outputs(keep_best)
+    }
+
+    fn link_outputs(&self, keep_best: bool) -> Result<()> {
+        let mut names = vec![WEIGHTS_FILE];
+        if self.history_file.is_none() {
+            names.push(HISTORY_FILE);
+        }
+        if keep_best {
+            names.push(BEST_WEIGHTS_FILE);
+        }
+        for name in names {
+            let link = self.dir.join(name);
+            if link.is_symlink() {
+                continue;
+            }
+            let target = Path::new(checkpoint::CHECKPOINTS_DIR)
+                .join(checkpoint::LATEST)
+                .join(name);
+            std::os::unix::fs::symlink(&target, &link)
+                .with_context(|| format!("cannot create the link {}", link.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Temporary files of a killed writer (we hold the lock: no one else
+    /// writes here) and stale checkpoint folders.
+    fn remove_stale(&self) -> Result<()> {
+        for entry in fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot list {}", self.dir.display()))?
+        {
+            let entry = entry?;
+            if entry.file_name().to_str().is_some_and(is_temp_name) {
+                fs::remove_file(entry.path()).with_context(|| {
+                    format!("cannot remove the stale {}", entry.path().display())
+                })?;
+            }
+        }
+        self.checkpoints.remove_stale()
     }
 
     pub fn save_config(&self, config: &RunConfig) -> Result<()> {
@@ -124,20 +240,118 @@ impl RunFolder {
         Vocabulary::load(&self.dir.join(VOCAB_FILE))
     }
 
-    /// Saves the weights as safetensors, atomically.
-    pub fn save_weights(&self, vs: &nn::VarStore) -> Result<()> {
-        replace_atomically(&self.weights_path(), |tmp| {
-            vs.save(tmp)
-                .with_context(|| format!("cannot save the weights to {}", tmp.display()))
-        })
+    /// sha256 of `config.json` and `vocab.txt`, as checkpoints record them.
+    pub fn inputs_sha256(&self) -> Result<(String, String)> {
+        Ok((
+            sha256_file(&self.dir.join(CONFIG_FILE))?,
+            sha256_file(&self.dir.join(VOCAB_FILE))?,
+        ))
     }
 
-    /// Fills the variables of `vs` (made by the model) from the saved weights.
-    pub fn load_weights(&self, vs: &mut nn::VarStore) -> Result<()> {
-        let path = self.weights_path();
-        vs.load(&path)
-            .with_context(|| format!("cannot load the weights from {}", path.display()))
+    /// Refuses a folder whose `config.json` or `vocab.txt` changed since
+    /// its weights were saved: they would silently give other predictions.
+    pub fn check_inputs(&self, info: &CheckpointInfo) -> Result<()> {
+        let (config, vocab) = self.inputs_sha256()?;
+        for (name, now, then) in [
+            (CONFIG_FILE, config, &info.config_sha256),
+            (VOCAB_FILE, vocab, &info.vocab_sha256),
+        ] {
+            if &now != then {
+                bail!(
+                    "{} changed after the weights were saved (sha256 {now}, expected {then}); \
+                     restore it or train again",
+                    self.dir.join(name).display()
+                );
+            }
+        }
+        Ok(())
     }
+
+    /// Fills `vs` with the run's weights, after checking that the folder's
+    /// config and vocabulary are the ones they were trained with.
+    pub fn load_weights(&self, vs: &mut nn::VarStore, which: WeightsChoice) -> Result<()> {
+        let Some((_, info)) = self.checkpoints.latest_info()? else {
+            bail!(
+                "{} has no finished epoch yet: no weights to load",
+                self.dir.display()
+            );
+        };
+        self.check_inputs(&info)?;
+        let path = self.weights_path(which);
+        if which == WeightsChoice::Best && !path.exists() {
+            bail!(
+                "{} has no best weights: train with --save-best to keep them",
+                self.dir.display()
+            );
+        }
+        load_weights(vs, &path)
+    }
+
+    /// Publishes a checkpoint, then rewrites a `--history` kept elsewhere.
+    pub fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        self.checkpoints.publish(checkpoint)?;
+        self.write_history_file(&checkpoint.fit.history)
+    }
+
+    fn write_history_file(&self, rows: &[EpochRecord]) -> Result<()> {
+        match &self.history_file {
+            Some(path) => history::write_history_file(path, rows),
+            None => Ok(()),
+        }
+    }
+
+    pub fn save_results(&self, results: &RunResults) -> Result<()> {
+        write_json(&self.dir.join(RESULTS_FILE), results)
+    }
+}
+
+/// Creates (or takes, if empty of any run) a folder the user named, locked.
+fn claim_given(dir: &Path) -> Result<(PathBuf, FileLock, bool)> {
+    let made = !dir.exists();
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the run folder --run-dir {}", dir.display()))?;
+    let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?.with_context(|| {
+        format!(
+            "--run-dir {}: another run is using this folder",
+            dir.display()
+        )
+    })?;
+    if dir.join(CONFIG_FILE).exists() {
+        bail!(
+            "--run-dir {} already holds a run ({CONFIG_FILE}); choose another folder, \
+             remove it, or continue it with --resume {0}",
+            dir.display()
+        );
+    }
+    Ok((dir.to_path_buf(), lock, made))
+}
+
+/// Makes a new folder `runs/<start time>`, or `runs/<start time>-N` when
+/// another run started in the same second: creating a folder is atomic, so
+/// two runs never get the same one.
+fn claim_default() -> Result<(PathBuf, FileLock, bool)> {
+    let runs = Path::new("runs");
+    fs::create_dir_all(runs).context("cannot create the folder runs")?;
+    let name = timestamp_name(SystemTime::now());
+    for n in 1.. {
+        let dir = match n {
+            1 => runs.join(&name),
+            _ => runs.join(format!("{name}-{n}")),
+        };
+        match fs::create_dir(&dir) {
+            Ok(()) => {
+                let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?
+                    .context("a run folder made just now is locked by another run")?;
+                return Ok((dir, lock, true));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create the run folder {}", dir.display()))
+            }
+        }
+    }
+    unreachable!("some suffix is free")
 }
 
 /// Writes `value` as pretty JSON, atomically.

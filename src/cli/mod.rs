@@ -3,7 +3,9 @@
 //!
 //! `gru-imdb [FLAGS]` with no subcommand trains, as `gru-imdb train
 //! [FLAGS]` does, so the tutorial's `cargo run --release -- --epochs 5`
-//! keeps working.
+//! keeps working. `--resume RUN` takes the settings of an earlier run
+//! (`resume.rs`).
+mod resume;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,9 +17,11 @@ use crate::data::{DataConfig, CANONICAL_URL};
 use crate::device::{available_threads, DeviceChoice, GruChoice, Placement};
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
+use crate::run_folder::WeightsChoice;
 use crate::settings::{
-    check_passes, check_sha256, check_threads, defaults, EvaluateData, EvaluateSettings,
-    ModelConfig, PredictSettings, RunOutputs, TrainConfig, TrainSettings,
+    check_passes, check_sha256, check_threads, defaults, CallbackConfig, EvaluateData,
+    EvaluateSettings, ModelConfig, Monitor, PredictSettings, ReduceLrOnPlateau, RunOutputs,
+    TrainConfig, TrainSettings,
 };
 
 #[derive(Parser, Debug)]
@@ -39,7 +43,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train the model (the default command): every Keras default is a flag.
-    Train(TrainFlags),
+    Train(Box<TrainFlags>),
     /// Download and prepare the IMDB arrays, print what Keras's load_data prints.
     Data(DataFlags),
     /// Print the positive-class probability and label of review texts, with a
@@ -91,6 +95,14 @@ pub struct ThreadsFlags {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct WeightsFlags {
+    /// Which of the run's weights: what it ended with, or its best epoch's
+    /// (runs trained with --save-best).
+    #[arg(long, value_enum, default_value_t = WeightsChoice::Last)]
+    pub weights: WeightsChoice,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct TrainFlags {
     #[command(flatten)]
     pub source: DataSourceFlags,
@@ -100,6 +112,13 @@ pub struct TrainFlags {
     pub model: ModelFlags,
     #[command(flatten)]
     pub fit: FitFlags,
+    #[command(flatten)]
+    pub callbacks: CallbackFlags,
+    /// Go on training an earlier run from its latest checkpoint, with its
+    /// settings; only --epochs, --verbose, --threads, --device, --data-dir
+    /// and --validation-batch-size may be given too.
+    #[arg(long, value_name = "RUN", conflicts_with = "run_dir")]
+    pub resume: Option<PathBuf>,
     /// Seed of weights, dropout masks and shuffling; the same seed gives the
     /// same history on a CPU [default: random, recorded in config.json].
     #[arg(long)]
@@ -165,6 +184,69 @@ pub struct FitFlags {
     /// Adam epsilon.
     #[arg(long, default_value_t = defaults::EPSILON)]
     pub epsilon: f64,
+    /// Validate on this last fraction of the training reviews (in a fixed
+    /// shuffled order) instead of on the test set, as Keras's
+    /// validation_split does.
+    #[arg(long, value_name = "FRACTION")]
+    pub validation_split: Option<f64>,
+}
+
+/// Keras's callbacks: the best epoch, early stopping, reduce-on-plateau.
+#[derive(Args, Debug, Clone)]
+pub struct CallbackFlags {
+    /// The metric that picks the best epoch, stops early and reduces the
+    /// learning rate (losses count down, accuracies up).
+    #[arg(long, value_enum, default_value_t = Monitor::ValLoss)]
+    pub monitor: Monitor,
+    /// An epoch is a new best only if it beats the best by more than this.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_delta: f64,
+    /// Keep the best epoch's weights (model.best.safetensors) beside the last.
+    #[arg(long)]
+    pub save_best: bool,
+    /// End the run with the best epoch's weights (tested, and saved as
+    /// model.safetensors).
+    #[arg(long)]
+    pub restore_best_weights: bool,
+    /// Stop after N epochs without a new best.
+    #[arg(long, value_name = "N")]
+    pub early_stopping_patience: Option<usize>,
+    /// Multiply the learning rate by --reduce-lr-factor after
+    /// --reduce-lr-patience epochs without improvement.
+    #[arg(long)]
+    pub reduce_lr_on_plateau: bool,
+    #[arg(long, default_value_t = defaults::REDUCE_LR_FACTOR)]
+    pub reduce_lr_factor: f64,
+    #[arg(long, default_value_t = defaults::REDUCE_LR_PATIENCE)]
+    pub reduce_lr_patience: usize,
+    /// Improvement that resets reduce-on-plateau's patience.
+    #[arg(long, default_value_t = defaults::REDUCE_LR_MIN_DELTA)]
+    pub reduce_lr_min_delta: f64,
+    /// Epochs to wait after a reduction before counting again.
+    #[arg(long, default_value_t = defaults::REDUCE_LR_COOLDOWN)]
+    pub reduce_lr_cooldown: usize,
+    /// The learning rate is never reduced below this.
+    #[arg(long, default_value_t = defaults::MIN_LR)]
+    pub min_lr: f64,
+}
+
+impl CallbackFlags {
+    fn config(&self) -> CallbackConfig {
+        CallbackConfig {
+            monitor: self.monitor,
+            min_delta: self.min_delta,
+            save_best: self.save_best,
+            restore_best_weights: self.restore_best_weights,
+            early_stopping_patience: self.early_stopping_patience,
+            reduce_lr_on_plateau: self.reduce_lr_on_plateau.then_some(ReduceLrOnPlateau {
+                factor: self.reduce_lr_factor,
+                patience: self.reduce_lr_patience,
+                min_lr: self.min_lr,
+                min_delta: self.reduce_lr_min_delta,
+                cooldown: self.reduce_lr_cooldown,
+            }),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +273,8 @@ pub struct PredictFlags {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub threads: ThreadsFlags,
+    #[command(flatten)]
+    pub weights: WeightsFlags,
     /// Review texts; with none and no --file, reads stdin.
     pub texts: Vec<String>,
 }
@@ -212,6 +296,8 @@ pub struct EvaluateFlags {
     pub device: DeviceFlags,
     #[command(flatten)]
     pub threads: ThreadsFlags,
+    #[command(flatten)]
+    pub weights: WeightsFlags,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -282,6 +368,8 @@ impl TryFrom<&TrainFlags> for TrainSettings {
                 beta_2: fit.beta_2,
                 epsilon: fit.epsilon,
             },
+            validation_split: fit.validation_split,
+            callbacks: flags.callbacks.config(),
         };
         let data = flags
             .source
@@ -304,9 +392,20 @@ impl TryFrom<&TrainFlags> for TrainSettings {
             outputs: RunOutputs {
                 run_dir: flags.run_dir.clone(),
                 history: flags.history.clone(),
+                resume: None,
             },
             verbosity,
         })
+    }
+}
+
+/// The settings of a training command: from its flags, or, with
+/// `--resume`, from the run it continues (`matches` tells which flags were
+/// given).
+pub fn train_settings(flags: &TrainFlags, matches: &clap::ArgMatches) -> Result<TrainSettings> {
+    match flags.resume {
+        Some(_) => resume::resumed_settings(flags, &resume::explicit_flags(matches)),
+        None => flags.try_into(),
     }
 }
 
@@ -318,6 +417,7 @@ impl TryFrom<&PredictFlags> for PredictSettings {
         Ok(PredictSettings {
             run_dir: flags.run_dir.clone(),
             texts: flags.texts()?,
+            weights: flags.weights.weights,
             placement: Placement::resolve(DeviceChoice::Cpu, GruChoice::Auto, 0.0, threads)?,
         })
     }
@@ -341,6 +441,7 @@ impl TryFrom<&EvaluateFlags> for EvaluateSettings {
             },
             batch_sizes: flags.batch_size.clone(),
             repeats: flags.repeats,
+            weights: flags.weights.weights,
             // Evaluation has no dropout, so the recurrent rate plays no part.
             placement: Placement::resolve(flags.device.device, GruChoice::Auto, 0.0, threads)?,
             json: flags.json.clone(),

@@ -1,0 +1,76 @@
+//! Exclusive advisory locks on a file (`flock`), held by an open file:
+//! the kernel releases them when the process ends, however it ends, so a
+//! killed run never leaves a folder locked.
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// A held lock; dropping it releases it.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+}
+
+fn open(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))
+}
+
+fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a file descriptor this process owns.
+        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+impl FileLock {
+    /// The lock on `path` (created if missing) if no one else holds it.
+    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>> {
+        let file = open(path)?;
+        match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
+    /// The lock on `path`, waiting for whoever holds it; `on_wait` runs once
+    /// if it has to wait.
+    pub fn acquire(path: &Path, on_wait: impl FnOnce()) -> Result<FileLock> {
+        if let Some(lock) = FileLock::try_acquire(path)? {
+            return Ok(lock);
+        }
+        on_wait();
+        let file = open(path)?;
+        flock(&file, libc::LOCK_EX).with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(FileLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_is_refused_until_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let held = FileLock::try_acquire(&path).unwrap().expect("free");
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
+        drop(held);
+        assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+}

@@ -1,0 +1,261 @@
+//! `model.fit(...)` with Keras's semantics (`docs/keras-parity.md`,
+//! section 4), resumable at any step: everything that changes as training
+//! goes is in [`FitState`], which a checkpoint saves, and every random draw
+//! comes from libtorch's generator in a fixed order (each epoch's shuffle,
+//! then each step's dropout masks), so a resumed run draws, and discards,
+//! those of the steps it has already done and then continues on the very
+//! numbers the uninterrupted run would have used.
+mod callbacks;
+pub mod interrupt;
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::evaluation::{bce_with_logits, evaluate, RunningTotals, SplitTensors, Totals};
+use crate::model::SentimentModel;
+use crate::optim::Adam;
+use crate::progress::{EpochProgress, Verbosity};
+use crate::settings::TrainConfig;
+pub use callbacks::{BestEpoch, CallbackState, EpochDecision};
+
+/// One row of the history, as Keras's CSVLogger writes it plus timings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Counted from 0, as in Keras's CSV.
+    pub epoch: usize,
+    pub accuracy: f64,
+    pub loss: f64,
+    pub val_accuracy: f64,
+    pub val_loss: f64,
+    /// Wall time of the epoch: training and validation.
+    pub seconds: f64,
+    /// Training samples per second (training part only).
+    pub samples_per_second: f64,
+}
+
+/// Where a fit stands: enough, with the weights and Adam's state, to go on
+/// exactly where it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FitState {
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Steps finished in the epoch in progress (0 between epochs).
+    pub step: usize,
+    pub running: RunningTotals,
+    /// Training seconds already spent on the epoch in progress.
+    pub epoch_seconds: f64,
+    pub history: Vec<EpochRecord>,
+    pub callbacks: CallbackState,
+}
+
+/// Why a fit returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitEnd {
+    /// All epochs ran.
+    Finished,
+    /// Early stopping ended it after this epoch.
+    StoppedEarly { after_epoch: usize },
+    /// An interrupt asked it to stop; the state was saved.
+    Interrupted,
+}
+
+/// When the caller is asked to save a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SavePoint {
+    /// An epoch ended; its decision says whether it is the new best.
+    EpochEnd(EpochDecision),
+    /// An interrupt arrived in the middle of an epoch.
+    MidEpoch,
+}
+
+/// The data a fit reads.
+pub struct FitData<'a> {
+    pub train: &'a SplitTensors,
+    pub validation: &'a SplitTensors,
+}
+
+/// `model.fit(x, y, batch_size, epochs, validation_data=(x_val, y_val),
+/// callbacks=...)`.
+pub struct Fit<'a> {
+    pub model: &'a SentimentModel,
+    pub optimizer: &'a mut Adam,
+    pub data: FitData<'a>,
+    pub config: &'a TrainConfig,
+    pub verbosity: Verbosity,
+}
+
+impl Fit<'_> {
+    /// Trains from `state` on. The training set is reshuffled before every
+    /// epoch and every sample is used (the last batch is partial). `save`
+    /// is called with the state after every epoch, and at the current step
+    /// when an interrupt arrives; a loss that is not finite ends the fit
+    /// with an error before anything more is saved.
+    pub fn run(
+        &mut self,
+        state: &mut FitState,
+        mut save: impl FnMut(&FitState, &Adam, SavePoint) -> Result<()>,
+    ) -> Result<FitEnd> {
+        if let Some(after_epoch) = state.callbacks.stopped_early_after {
+            return Ok(FitEnd::StoppedEarly { after_epoch });
+        }
+        for epoch in 0..self.config.epochs {
+            let order = self.shuffle();
+            if epoch < state.epoch {
+                self.skip_steps(self.steps());
+                continue;
+            }
+            let Some(progress) = self.train_epoch(state, &order, &mut save)? else {
+                return Ok(FitEnd::Interrupted);
+            };
+            let decision = self.end_epoch(state, progress);
+            save(state, self.optimizer, SavePoint::EpochEnd(decision))?;
+            if decision.stop {
+                return Ok(FitEnd::StoppedEarly {
+                    after_epoch: state.epoch - 1,
+                });
+            }
+            if interrupt::requested() && state.epoch < self.config.epochs {
+                return Ok(FitEnd::Interrupted);
+            }
+        }
+        Ok(FitEnd::Finished)
+    }
+
+    fn samples(&self) -> i64 {
+        self.data.train.len() as i64
+    }
+
+    fn steps(&self) -> usize {
+        self.data.train.len().div_ceil(self.config.batch_size)
+    }
+
+    /// The samples of batch `step`: the batch size, or fewer at the end.
+    fn batch_len(&self, step: usize) -> i64 {
+        let batch = self.config.batch_size as i64;
+        batch.min(self.samples() - step as i64 * batch)
+    }
+
+    /// This epoch's order of the training samples.
+    fn shuffle(&self) -> Tensor {
+        Tensor::randperm(self.samples(), (Kind::Int64, Device::Cpu))
+            .to_device(self.data.train.x.device())
+    }
+
+    /// Draws the dropout masks of the first `steps` steps of an epoch and
+    /// drops them: what a resumed run does for the steps it has done.
+    fn skip_steps(&self, steps: usize) {
+        for step in 0..steps {
+            self.model.draw_masks(self.batch_len(step));
+        }
+    }
+
+    /// The steps of the epoch in progress, and its progress display to
+    /// finish; `None` if an interrupt stopped it (after saving where it
+    /// stood).
+    fn train_epoch(
+        &mut self,
+        state: &mut FitState,
+        order: &Tensor,
+        save: &mut impl FnMut(&FitState, &Adam, SavePoint) -> Result<()>,
+    ) -> Result<Option<EpochProgress>> {
+        let (train, model) = (self.data.train, self.model);
+        let steps = self.steps();
+        let mut progress = EpochProgress::start(
+            self.verbosity,
+            state.epoch + 1,
+            self.config.epochs,
+            steps as u64,
+        );
+        let mut totals = Totals::from_running(&state.running, train.y.device());
+        self.skip_steps(state.step);
+        let started = Instant::now();
+        for step in state.step..steps {
+            let len = self.batch_len(step);
+            let masks = model.draw_masks(len);
+            let idx = order.narrow(0, step as i64 * self.config.batch_size as i64, len);
+            let (x, y) = (train.x.index_select(0, &idx), train.y.index_select(0, &idx));
+            let forward = model.forward_train(&x, &masks);
+            let loss = bce_with_logits(&forward.logits, &y);
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                bail!(
+                    "the loss became {value} at epoch {} step {} of {steps}: training diverged; \
+                     the last checkpoint is kept (try a lower --learning-rate)",
+                    state.epoch + 1,
+                    step + 1
+                );
+            }
+            totals.add(&forward.logits, &y, &loss);
+            self.optimizer.step(&forward.backward(model, &loss));
+            progress.step(step as u64 + 1, || {
+                let running = totals.means();
+                vec![("accuracy", running.accuracy), ("loss", running.loss)]
+            });
+            if interrupt::requested() && step + 1 < steps {
+                state.step = step + 1;
+                state.running = totals.running();
+                state.epoch_seconds += started.elapsed().as_secs_f64();
+                save(state, self.optimizer, SavePoint::MidEpoch)?;
+                return Ok(None);
+            }
+        }
+        state.step = steps;
+        state.running = totals.running();
+        state.epoch_seconds += started.elapsed().as_secs_f64();
+        Ok(Some(progress))
+    }
+
+    /// Validation, the epoch's record and the callbacks' decision.
+    fn end_epoch(&mut self, state: &mut FitState, progress: EpochProgress) -> EpochDecision {
+        let started = Instant::now();
+        let trained = state.running.means();
+        let validated = evaluate(
+            self.model,
+            self.data.validation,
+            self.config.validation_batch_size,
+        );
+        let record = EpochRecord {
+            epoch: state.epoch,
+            accuracy: trained.accuracy,
+            loss: trained.loss,
+            val_accuracy: validated.accuracy,
+            val_loss: validated.loss,
+            seconds: state.epoch_seconds + started.elapsed().as_secs_f64(),
+            samples_per_second: self.samples() as f64 / state.epoch_seconds,
+        };
+        progress.finish(&record_metrics(&record));
+        let decision = state.callbacks.after_epoch(
+            &self.config.callbacks,
+            &record,
+            self.optimizer.learning_rate(),
+        );
+        if let Some(learning_rate) = decision.learning_rate {
+            if self.verbosity != Verbosity::Silent {
+                println!(
+                    "Epoch {}: ReduceLROnPlateau reducing learning rate to {learning_rate}.",
+                    state.epoch + 1
+                );
+            }
+            self.optimizer.set_learning_rate(learning_rate);
+        }
+        state.history.push(record);
+        state.epoch += 1;
+        state.step = 0;
+        state.running = RunningTotals::default();
+        state.epoch_seconds = 0.0;
+        decision
+    }
+}
+
+/// The metrics Keras prints at the end of an epoch.
+fn record_metrics(record: &EpochRecord) -> [(&'static str, f64); 4] {
+    [
+        ("accuracy", record.accuracy),
+        ("loss", record.loss),
+        ("val_accuracy", record.val_accuracy),
+        ("val_loss", record.val_loss),
+    ]
+}
