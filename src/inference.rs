@@ -27,7 +27,8 @@ impl TrainedModel {
         let vocab = folder.load_vocabulary()?;
         let mut vs = nn::VarStore::new(placement.device);
         let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
-        folder.load_weights(&mut vs, which)?;
+        let weights = folder.load_weights(&mut vs, which)?;
+        eprintln!("Using {weights} of {}", folder.dir().display());
         placement.share_threads();
         Ok(TrainedModel {
             model,

@@ -3,139 +3,9 @@
 //! evaluate on what it saved, and the refusal of bad flags.
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{run_cli, sha256_hex, synthetic_reviews, write_synthetic_imdb_archive};
+use common::runs::{fixture, names_in, printed, read_history, ARCHIVE_SEED, REVIEWS_PER_FOLDER};
+use common::{run_cli, synthetic_reviews};
 use gru_imdb::run_folder::HISTORY_HEADER;
-
-const REVIEWS_PER_FOLDER: usize = 80;
-const ARCHIVE_SEED: u64 = 7;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    archive: PathBuf,
-    sha256: String,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().to_path_buf();
-    let archive = root.join("aclImdb_v1.tar.gz");
-    write_synthetic_imdb_archive(&archive, REVIEWS_PER_FOLDER, ARCHIVE_SEED);
-    let sha256 = sha256_hex(&archive);
-    Fixture {
-        _dir: dir,
-        root,
-        archive,
-        sha256,
-    }
-}
-
-impl Fixture {
-    fn data_flags(&self) -> Vec<String> {
-        [
-            "--data-url",
-            self.archive.to_str().unwrap(),
-            "--data-sha256",
-            &self.sha256,
-            "--data-dir",
-            self.root.join("data").to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
-    /// `path` under the fixture's folder, as a string for the command line.
-    fn path(&self, path: &str) -> String {
-        self.root.join(path).to_str().unwrap().to_owned()
-    }
-
-    /// Runs the binary with `args` followed by the fixture's data flags;
-    /// returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
-        let data = self.data_flags();
-        let all: Vec<&str> = args
-            .iter()
-            .copied()
-            .chain(data.iter().map(String::as_str))
-            .collect();
-        run_cli(&all)
-    }
-
-    /// Trains a small model for `epochs` into `run`; returns stdout.
-    fn train(&self, run: &str, epochs: usize, extra: &[&str]) -> String {
-        let (epochs, run_dir) = (epochs.to_string(), self.path(run));
-        let mut args = vec![
-            "--epochs",
-            &epochs,
-            "--run-dir",
-            &run_dir,
-            "--max-features",
-            "200",
-            "--maxlen",
-            "40",
-            "--embedding-dim",
-            "16",
-            "--units",
-            "8",
-            "--batch-size",
-            "16",
-            "--learning-rate",
-            "0.01",
-            "--seed",
-            "3",
-            "--verbose",
-            "2",
-        ];
-        args.extend(extra);
-        let (code, stdout, stderr) = self.run(&args);
-        assert_eq!(code, Some(0), "training failed:\n{stdout}\n{stderr}");
-        stdout
-    }
-}
-
-struct HistoryRow {
-    fields: Vec<String>,
-}
-
-impl HistoryRow {
-    fn get(&self, column: usize) -> f64 {
-        self.fields[column].parse().expect("a number")
-    }
-}
-
-fn read_history(path: &Path) -> (String, Vec<HistoryRow>) {
-    let text = std::fs::read_to_string(path).expect("history.csv");
-    let mut lines = text.lines();
-    let header = lines.next().expect("a header").to_owned();
-    let rows = lines
-        .map(|l| HistoryRow {
-            fields: l.split(',').map(String::from).collect(),
-        })
-        .collect();
-    (header, rows)
-}
-
-/// The sorted names in a folder.
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-fn printed(stdout: &str, prefix: &str) -> f64 {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no '{prefix}' line in:\n{stdout}"))
-        .trim()
-        .parse()
-        .expect("a number")
-}
 
 #[test]
 fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() {
@@ -354,9 +224,10 @@ fn predict_without_a_run_folder_or_reviews_says_so() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("config.json"), "{stderr}");
 
-    // An empty --file is refused rather than answered with nothing.
+    // An empty --file is refused rather than answered with nothing. (A
+    // blank line is a review like any other: one output line per input line.)
     let empty = f.root.join("empty.txt");
-    std::fs::write(&empty, "\n\n").unwrap();
+    std::fs::write(&empty, "").unwrap();
     let (code, _, stderr) = run_cli(&[
         "predict",
         "--run-dir",

@@ -19,9 +19,9 @@ use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 use crate::run_folder::WeightsChoice;
 use crate::settings::{
-    check_passes, check_sha256, check_threads, defaults, CallbackConfig, EvaluateData,
-    EvaluateSettings, ModelConfig, Monitor, PredictSettings, ReduceLrOnPlateau, RunOutputs,
-    TrainConfig, TrainSettings,
+    check_memory, check_passes, check_sha256, check_threads, defaults, CallbackConfig,
+    EvaluateData, EvaluateSettings, ModelConfig, Monitor, PredictSettings, ReduceLrOnPlateau,
+    RunOutputs, TrainConfig, TrainSettings,
 };
 
 #[derive(Parser, Debug)]
@@ -131,6 +131,10 @@ pub struct TrainFlags {
     /// fastest for the device. For benchmarks and checks.
     #[arg(long, value_enum, default_value_t = GruChoice::Auto, hide = true)]
     pub gru_implementation: GruChoice,
+    /// Stop after N training steps in all, saving a checkpoint as an
+    /// interrupt does (exit status 130); --resume goes on.
+    #[arg(long, value_name = "N", hide = true)]
+    pub stop_after_steps: Option<usize>,
     /// History CSV path [default: <run-dir>/history.csv].
     #[arg(long)]
     pub history: Option<PathBuf>,
@@ -377,6 +381,7 @@ impl TryFrom<&TrainFlags> for TrainSettings {
         data.validate()?;
         model.validate()?;
         train.validate()?;
+        check_memory(&data, &model, &train)?;
         let threads = flags.threads.resolve()?;
         Ok(TrainSettings {
             data,
@@ -395,6 +400,7 @@ impl TryFrom<&TrainFlags> for TrainSettings {
                 resume: None,
             },
             verbosity,
+            stop_after_steps: flags.stop_after_steps,
         })
     }
 }
@@ -450,16 +456,11 @@ impl TryFrom<&EvaluateFlags> for EvaluateSettings {
 }
 
 impl PredictFlags {
-    /// The reviews: the arguments, then `--file` (or stdin when neither).
+    /// The reviews: the arguments, then `--file` (or stdin when neither),
+    /// one per line. Every line is a review, an empty one too, so the
+    /// output has one line per input line.
     fn texts(&self) -> Result<Vec<String>> {
         let mut texts = self.texts.clone();
-        let read_lines = |reader: &mut dyn BufRead, name: &str| -> Result<Vec<String>> {
-            reader
-                .lines()
-                .map(|line| line.with_context(|| format!("cannot read {name}")))
-                .filter(|line| !matches!(line, Ok(l) if l.trim().is_empty()))
-                .collect()
-        };
         match &self.file {
             Some(path) if path.as_os_str() == "-" => {
                 texts.extend(read_lines(&mut std::io::stdin().lock(), "stdin")?)
@@ -469,7 +470,7 @@ impl PredictFlags {
                     .with_context(|| format!("cannot open --file {}", path.display()))?;
                 texts.extend(read_lines(
                     &mut std::io::BufReader::new(file),
-                    &path.display().to_string(),
+                    &format!("--file {}", path.display()),
                 )?)
             }
             None if texts.is_empty() => {
@@ -482,4 +483,29 @@ impl PredictFlags {
         }
         Ok(texts)
     }
+}
+
+/// The lines of `reader`, without their line ends. Bytes that are not
+/// UTF-8 are read as U+FFFD, as training reads reviews, with a warning
+/// naming the line.
+fn read_lines(reader: &mut dyn BufRead, name: &str) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for (number, line) in reader.split(b'\n').enumerate() {
+        let mut bytes = line.with_context(|| format!("cannot read {name}"))?;
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                eprintln!(
+                    "warning: {name} line {} is not valid UTF-8; its invalid bytes are read as U+FFFD",
+                    number + 1
+                );
+                String::from_utf8_lossy(err.as_bytes()).into_owned()
+            }
+        };
+        lines.push(text);
+    }
+    Ok(lines)
 }

@@ -2,7 +2,7 @@
 //! that change neither its model nor its data nor what training computes.
 use std::collections::HashSet;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
@@ -182,7 +182,9 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
     let Some(dir) = &flags.resume else {
         bail!("resumed_settings needs --resume");
     };
-    let saved = RunFolder::open(dir).load_config()?;
+    let saved = RunFolder::open_run(dir)
+        .context("--resume: nothing to resume")?
+        .load_config()?;
     refuse_changes(flags, &saved, given)?;
     let verbosity = Verbosity::from_keras(flags.verbose);
     let mut train = saved.train;
@@ -232,5 +234,6 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
             resume: Some(dir.clone()),
         },
         verbosity,
+        stop_after_steps: flags.stop_after_steps,
     })
 }

@@ -198,6 +198,7 @@ impl<'a> Session<'a> {
             data,
             config: &settings.train,
             verbosity: settings.verbosity,
+            stop_after_steps: settings.stop_after_steps,
         };
         fit.run(state, |state, optimizer, point| {
             let best = match point {

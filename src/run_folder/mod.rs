@@ -106,12 +106,7 @@ impl RunFolder {
     /// Claims an earlier run's folder to go on training into it: locks it
     /// and removes what a killed process left half-written.
     pub fn resume(dir: &Path, history_file: Option<PathBuf>, keep_best: bool) -> Result<RunFolder> {
-        if !dir.join(CONFIG_FILE).exists() {
-            bail!(
-                "--resume {}: no run to resume there (no {CONFIG_FILE})",
-                dir.display()
-            );
-        }
+        RunFolder::open_run(dir)?;
         let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?.with_context(|| {
             format!(
                 "--resume {}: another run is using this folder",
@@ -127,6 +122,14 @@ impl RunFolder {
         folder.remove_stale()?;
         folder.link_outputs(keep_best)?;
         Ok(folder)
+    }
+
+    /// An earlier run's folder, refused if it holds no run.
+    pub fn open_run(dir: &Path) -> Result<RunFolder> {
+        if !dir.join(CONFIG_FILE).exists() {
+            bail!("{}: no run there (no {CONFIG_FILE})", dir.display());
+        }
+        Ok(RunFolder::open(dir))
     }
 
     /// A run's folder, to read from (no lock: readers do not write).
@@ -268,8 +271,9 @@ impl RunFolder {
     }
 
     /// Fills `vs` with the run's weights, after checking that the folder's
-    /// config and vocabulary are the ones they were trained with.
-    pub fn load_weights(&self, vs: &mut nn::VarStore, which: WeightsChoice) -> Result<()> {
+    /// config and vocabulary are the ones they were trained with; returns
+    /// which weights they are, in words.
+    pub fn load_weights(&self, vs: &mut nn::VarStore, which: WeightsChoice) -> Result<String> {
         let Some((_, info)) = self.checkpoints.latest_info()? else {
             bail!(
                 "{} has no finished epoch yet: no weights to load",
@@ -284,7 +288,8 @@ impl RunFolder {
                 self.dir.display()
             );
         }
-        load_weights(vs, &path)
+        load_weights(vs, &path)?;
+        Ok(describe_weights(&info, which))
     }
 
     /// Publishes a checkpoint, then rewrites a `--history` kept elsewhere.
@@ -302,6 +307,24 @@ impl RunFolder {
 
     pub fn save_results(&self, results: &RunResults) -> Result<()> {
         write_json(&self.dir.join(RESULTS_FILE), results)
+    }
+}
+
+/// Which weights `which` are in a run whose latest checkpoint is `info`.
+fn describe_weights(info: &CheckpointInfo, which: WeightsChoice) -> String {
+    let fit = &info.fit;
+    let best_epoch = fit.callbacks.best.map_or(0, |b| b.epoch + 1);
+    match which {
+        WeightsChoice::Best => format!("the best epoch's weights (epoch {best_epoch})"),
+        WeightsChoice::Last if info.training_weights != WEIGHTS_FILE => {
+            format!("the best epoch's weights (epoch {best_epoch}), which the run restored")
+        }
+        WeightsChoice::Last if fit.step > 0 => format!(
+            "the weights at epoch {} step {}, where the run was interrupted",
+            fit.epoch + 1,
+            fit.step
+        ),
+        WeightsChoice::Last => format!("the weights after epoch {}", fit.epoch),
     }
 }
 

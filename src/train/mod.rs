@@ -85,6 +85,9 @@ pub struct Fit<'a> {
     pub data: FitData<'a>,
     pub config: &'a TrainConfig,
     pub verbosity: Verbosity,
+    /// Stop as an interrupt would once this many steps (counted over all
+    /// epochs) are done: for time-boxed runs and for testing resumption.
+    pub stop_after_steps: Option<usize>,
 }
 
 impl Fit<'_> {
@@ -117,7 +120,7 @@ impl Fit<'_> {
                     after_epoch: state.epoch - 1,
                 });
             }
-            if interrupt::requested() && state.epoch < self.config.epochs {
+            if self.should_stop(state) && state.epoch < self.config.epochs {
                 return Ok(FitEnd::Interrupted);
             }
         }
@@ -136,6 +139,12 @@ impl Fit<'_> {
     fn batch_len(&self, step: usize) -> i64 {
         let batch = self.config.batch_size as i64;
         batch.min(self.samples() - step as i64 * batch)
+    }
+
+    /// An interrupt arrived, or the step limit is reached.
+    fn should_stop(&self, state: &FitState) -> bool {
+        let done = state.epoch * self.steps() + state.step;
+        interrupt::requested() || self.stop_after_steps.is_some_and(|limit| done >= limit)
     }
 
     /// This epoch's order of the training samples.
@@ -194,8 +203,8 @@ impl Fit<'_> {
                 let running = totals.means();
                 vec![("accuracy", running.accuracy), ("loss", running.loss)]
             });
-            if interrupt::requested() && step + 1 < steps {
-                state.step = step + 1;
+            state.step = step + 1;
+            if self.should_stop(state) && step + 1 < steps {
                 state.running = totals.running();
                 state.epoch_seconds += started.elapsed().as_secs_f64();
                 save(state, self.optimizer, SavePoint::MidEpoch)?;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod runs;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
