@@ -5,22 +5,34 @@ mod common;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::http::{Reply, Server};
 use common::{
-    append_raw, run_cli, sha256_hex, write_imdb_archive, write_raw_archive,
+    append_raw, cli, run_cli, sha256_hex, write_imdb_archive, write_raw_archive,
     write_synthetic_imdb_archive, write_tar_gz, RawEntry,
 };
 use gru_imdb::data::{load_dataset, DataConfig, MAX_ARCHIVE_BYTES, MAX_REVIEW_BYTES};
 use tar::EntryType;
 
+/// The variable that sets the wait before the first retry of a download.
+const RETRY_DELAY_VAR: &str = "GRU_IMDB_RETRY_DELAY_MS";
+
 /// Runs `gru-imdb data -q <args>`, expects exit code 1 without a panic, and
-/// returns stderr.
+/// returns stderr. Retries wait a millisecond at first, not half a second.
 fn fails(args: &[&str]) -> String {
+    fails_with_retry_delay(args, Duration::from_millis(1))
+}
+
+fn fails_with_retry_delay(args: &[&str], first_retry: Duration) -> String {
     let mut all = vec!["data", "-q"];
     all.extend_from_slice(args);
-    let (code, _, stderr) = run_cli(&all);
-    assert_eq!(code, Some(1), "{stderr}");
+    let out = cli(&all)
+        .env(RETRY_DELAY_VAR, first_retry.as_millis().to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }
@@ -213,6 +225,37 @@ fn download_broken_on_every_attempt_gives_up_and_keeps_the_part() {
         good.requests()[0].range,
         Some(format!("bytes={}-", 5 * chunk))
     );
+}
+
+#[test]
+fn retries_of_a_broken_download_wait_twice_as_long_each_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, bytes) = good_archive(tmp.path());
+    let broken = Server::start(vec![("/a.tar.gz", Reply::CutAlways(bytes, 100))]);
+    let first = Duration::from_millis(40);
+    let err = fails_with_retry_delay(
+        &[
+            "--data-dir",
+            s(&tmp.path().join("data")),
+            "--data-url",
+            &broken.url("/a.tar.gz"),
+        ],
+        first,
+    );
+    assert_has(
+        &err,
+        &["resuming in 40ms", "resuming in 320ms", "5 attempts"],
+    );
+    let requests = broken.requests();
+    assert_eq!(requests.len(), 5);
+    for (i, pair) in requests.windows(2).enumerate() {
+        let waited = pair[1].at - pair[0].at;
+        let at_least = first * 2u32.pow(i as u32);
+        assert!(
+            waited >= at_least,
+            "retry {i} came {waited:?} after the attempt before it, expected at least {at_least:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! Getting a verified archive: from an http(s) URL (kept in the data
-//! folder, resumed with a range request after a broken connection) or from
-//! a local path. Nothing is used before its size (when known) and sha256
+//! folder, resumed with a range request after a broken connection, with
+//! growing waits between attempts) or from a local path. Nothing is used before its size (when known) and sha256
 //! check out; a file that fails is moved aside to `<name>.bad`.
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,6 +21,13 @@ use super::{CANONICAL_SHA256, CANONICAL_URL};
 pub const CANONICAL_SIZE: u64 = 84_125_825;
 /// Connections that die mid-body are resumed up to this many times in all.
 const MAX_ATTEMPTS: usize = 5;
+/// The wait before the first resume; it doubles before each next one, up to
+/// `MAX_RETRY_DELAY`, so a struggling server gets time to recover.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(8);
+/// Replaces `RETRY_DELAY` (in milliseconds): the tests set it, to exercise
+/// the retries without waiting seconds for them.
+const RETRY_DELAY_VAR: &str = "GRU_IMDB_RETRY_DELAY_MS";
 /// The name the archive is kept under when the URL's path names no file.
 const DEFAULT_NAME: &str = "aclImdb_v1.tar.gz";
 
@@ -160,6 +168,7 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
         .timeout(Duration::from_secs(60))
         .build()
         .context("cannot start the HTTP client")?;
+    let first_delay = first_retry_delay()?;
     let mut bar = Progress::new(progress && io::stderr().is_terminal());
     let started = Instant::now();
     let mut attempt = 1;
@@ -170,9 +179,11 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
                 return Ok(size);
             }
             Fetched::Interrupted(err) if attempt < MAX_ATTEMPTS => {
+                let delay = retry_delay(first_delay, attempt);
                 bar.note(&format!(
-                    "download of {url} interrupted ({err:#}); resuming"
+                    "download of {url} interrupted ({err:#}); resuming in {delay:?}"
                 ));
+                thread::sleep(delay);
                 attempt += 1;
             }
             Fetched::Interrupted(err) => {
@@ -185,6 +196,26 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
             }
         }
     }
+}
+
+/// `RETRY_DELAY`, or what `RETRY_DELAY_VAR` says.
+fn first_retry_delay() -> Result<Duration> {
+    match std::env::var(RETRY_DELAY_VAR) {
+        Err(_) => Ok(RETRY_DELAY),
+        Ok(ms) => ms
+            .parse()
+            .map(Duration::from_millis)
+            .with_context(|| format!("{RETRY_DELAY_VAR}={ms} is not a number of milliseconds")),
+    }
+}
+
+/// The wait after failed attempt `attempt` (1-based): `first`, doubling
+/// with each attempt, capped at `MAX_RETRY_DELAY`.
+fn retry_delay(first: Duration, attempt: usize) -> Duration {
+    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    first
+        .saturating_mul(2u32.saturating_pow(doublings))
+        .min(MAX_RETRY_DELAY)
 }
 
 enum Fetched {
@@ -426,5 +457,19 @@ impl Progress {
             "downloaded {url}: {len} bytes in {:.1} s",
             elapsed.as_secs_f64()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_a_cap() {
+        let waits: Vec<f64> = (1..=7)
+            .map(|attempt| retry_delay(RETRY_DELAY, attempt).as_secs_f64())
+            .collect();
+        assert_eq!(waits, [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]);
+        assert_eq!(retry_delay(RETRY_DELAY, usize::MAX), MAX_RETRY_DELAY);
     }
 }

@@ -1,13 +1,15 @@
 //! A small HTTP/1.1 file server on 127.0.0.1 for download tests: it honours
 //! `Range: bytes=N-` with 206, and can answer with an error status, ignore
 //! ranges, lie about the total size, or drop connections mid-body. It
-//! counts and logs requests, so tests can assert that a run used no network.
+//! counts and logs requests with their times, so tests can assert that a
+//! run used no network, or how long it waited between attempts.
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Instant;
 
 /// How the server answers requests for one path.
 #[derive(Clone)]
@@ -33,6 +35,8 @@ pub enum Reply {
 pub struct Request {
     pub path: String,
     pub range: Option<String>,
+    /// When its headers had arrived.
+    pub at: Instant,
 }
 
 pub struct Server {
@@ -111,6 +115,7 @@ fn handle(stream: TcpStream, routes: &HashMap<String, Reply>, log: &Mutex<Vec<Re
         log.push(Request {
             path: path.clone(),
             range: range.clone(),
+            at: Instant::now(),
         });
         earlier
     };
