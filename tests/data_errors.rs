@@ -258,6 +258,104 @@ fn retries_of_a_broken_download_wait_twice_as_long_each_time() {
     }
 }
 
+/// What a download without `--data-sha256` may turn out to be instead of
+/// the archive, each served with 200 as if it were the file.
+fn bodies_that_are_not_the_archive(archive: &[u8]) -> [(&'static str, Vec<u8>); 2] {
+    let html = b"<!DOCTYPE html><html><body>Please log in</body></html>\n".to_vec();
+    let truncated = archive[..archive.len() / 2].to_vec();
+    [("an HTML page", html), ("a truncated archive", truncated)]
+}
+
+#[test]
+fn unpinned_download_that_does_not_read_is_not_kept_and_is_fetched_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, bytes) = good_archive(tmp.path());
+    for (what, body) in bodies_that_are_not_the_archive(&bytes) {
+        let data = tmp.path().join("data");
+        let bad_server = Server::start(vec![("/a.tar.gz", Reply::File(body.clone()))]);
+        let err = fails(&[
+            "--data-dir",
+            s(&data),
+            "--data-url",
+            &bad_server.url("/a.tar.gz"),
+        ]);
+        assert_has(
+            &err,
+            &[
+                "not a readable archive",
+                &bad_server.url("/a.tar.gz"),
+                "a.tar.gz.bad",
+            ],
+        );
+        assert!(
+            !err.contains("--data-sha256"),
+            "{what}: offered to pin: {err}"
+        );
+        assert_nothing_kept(&data, "a.tar.gz");
+        assert!(!data.join("a.tar.gz.part").exists(), "{what}");
+        assert_eq!(std::fs::read(data.join("a.tar.gz.bad")).unwrap(), body);
+
+        // Once the server is right, the next run downloads it again.
+        let good = Server::start(vec![("/a.tar.gz", Reply::File(bytes.clone()))]);
+        let url = good.url("/a.tar.gz");
+        let (code, _, stderr) =
+            run_cli(&["data", "-q", "--data-dir", s(&data), "--data-url", &url]);
+        assert_eq!(code, Some(0), "{what}: {stderr}");
+        assert_eq!(good.hits(), 1, "{what}");
+        assert_eq!(
+            std::fs::read(data.join("a.tar.gz")).unwrap(),
+            bytes,
+            "{what}"
+        );
+        let sha = sha256_hex(&source);
+        assert_has(
+            &stderr,
+            &[&format!("{url}: {sha} (pass --data-sha256 {sha}")],
+        );
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+}
+
+#[test]
+fn kept_unpinned_archive_that_does_not_read_is_moved_aside_and_fetched_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, bytes) = good_archive(tmp.path());
+    for (what, body) in bodies_that_are_not_the_archive(&bytes) {
+        // As an earlier version kept it, with no hash to check it against.
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("a.tar.gz"), &body).unwrap();
+        let server = Server::start(vec![("/a.tar.gz", Reply::File(bytes.clone()))]);
+        let cfg = DataConfig {
+            data_dir: data.clone(),
+            url: server.url("/a.tar.gz"),
+            sha256: None,
+            max_features: 100,
+            maxlen: 10,
+            progress: false,
+        };
+        let from_download = load_dataset(&cfg).unwrap();
+        assert_eq!(server.hits(), 1, "{what}");
+        assert_eq!(
+            std::fs::read(data.join("a.tar.gz")).unwrap(),
+            bytes,
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::read(data.join("a.tar.gz.bad")).unwrap(),
+            body,
+            "{what}"
+        );
+        let local = DataConfig {
+            data_dir: tmp.path().join("local"),
+            url: s(&source).to_owned(),
+            ..cfg
+        };
+        assert_eq!(from_download, load_dataset(&local).unwrap(), "{what}");
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+}
+
 #[test]
 fn truncated_gzip() {
     let tmp = tempfile::tempdir().unwrap();
