@@ -5,6 +5,7 @@ mod cache;
 #[cfg(test)]
 mod contract_tests;
 mod download;
+mod lock;
 mod npy;
 mod pad;
 mod prepare;
@@ -28,6 +29,7 @@ pub use vocab::{Vocabulary, INDEX_FROM, OOV_ID, START_ID};
 
 use cache::CacheKey;
 use download::Source;
+use lock::DataDirLock;
 use prepare::Prepared;
 use report::Origin;
 
@@ -118,8 +120,17 @@ fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
     let expected = download::expected_sha256(&cfg.url, cfg.sha256.as_deref());
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    // Reading a cache needs no turn: it is written atomically.
     if let Some((key, prepared)) = known_cache(cfg, expected.as_deref()) {
         return from_cache(cfg, &key, prepared);
+    }
+    // Runs that share the folder take turns from here; one that waited may
+    // find the cache that the other has just written.
+    let turn = DataDirLock::acquire(&cfg.data_dir)?;
+    if turn.waited() {
+        if let Some((key, prepared)) = known_cache(cfg, expected.as_deref()) {
+            return from_cache(cfg, &key, prepared);
+        }
     }
     let read = |archive: &Path, sha: &str| {
         let key = cache_key(cfg, sha);
