@@ -5,22 +5,34 @@ mod common;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::http::{Reply, Server};
 use common::{
-    append_raw, run_cli, sha256_hex, write_imdb_archive, write_raw_archive,
+    append_raw, cli, run_cli, sha256_hex, write_imdb_archive, write_raw_archive,
     write_synthetic_imdb_archive, write_tar_gz, RawEntry,
 };
 use gru_imdb::data::{load_dataset, DataConfig, MAX_ARCHIVE_BYTES, MAX_REVIEW_BYTES};
 use tar::EntryType;
 
+/// The variable that sets the wait before the first retry of a download.
+const RETRY_DELAY_VAR: &str = "GRU_IMDB_RETRY_DELAY_MS";
+
 /// Runs `gru-imdb data -q <args>`, expects exit code 1 without a panic, and
-/// returns stderr.
+/// returns stderr. Retries wait a millisecond at first, not half a second.
 fn fails(args: &[&str]) -> String {
+    fails_with_retry_delay(args, Duration::from_millis(1))
+}
+
+fn fails_with_retry_delay(args: &[&str], first_retry: Duration) -> String {
     let mut all = vec!["data", "-q"];
     all.extend_from_slice(args);
-    let (code, _, stderr) = run_cli(&all);
-    assert_eq!(code, Some(1), "{stderr}");
+    let out = cli(&all)
+        .env(RETRY_DELAY_VAR, first_retry.as_millis().to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }
@@ -213,6 +225,135 @@ fn download_broken_on_every_attempt_gives_up_and_keeps_the_part() {
         good.requests()[0].range,
         Some(format!("bytes={}-", 5 * chunk))
     );
+}
+
+#[test]
+fn retries_of_a_broken_download_wait_twice_as_long_each_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, bytes) = good_archive(tmp.path());
+    let broken = Server::start(vec![("/a.tar.gz", Reply::CutAlways(bytes, 100))]);
+    let first = Duration::from_millis(40);
+    let err = fails_with_retry_delay(
+        &[
+            "--data-dir",
+            s(&tmp.path().join("data")),
+            "--data-url",
+            &broken.url("/a.tar.gz"),
+        ],
+        first,
+    );
+    assert_has(
+        &err,
+        &["resuming in 40ms", "resuming in 320ms", "5 attempts"],
+    );
+    let requests = broken.requests();
+    assert_eq!(requests.len(), 5);
+    for (i, pair) in requests.windows(2).enumerate() {
+        let waited = pair[1].at - pair[0].at;
+        let at_least = first * 2u32.pow(i as u32);
+        assert!(
+            waited >= at_least,
+            "retry {i} came {waited:?} after the attempt before it, expected at least {at_least:?}"
+        );
+    }
+}
+
+/// What a download without `--data-sha256` may turn out to be instead of
+/// the archive, each served with 200 as if it were the file.
+fn bodies_that_are_not_the_archive(archive: &[u8]) -> [(&'static str, Vec<u8>); 2] {
+    let html = b"<!DOCTYPE html><html><body>Please log in</body></html>\n".to_vec();
+    let truncated = archive[..archive.len() / 2].to_vec();
+    [("an HTML page", html), ("a truncated archive", truncated)]
+}
+
+#[test]
+fn unpinned_download_that_does_not_read_is_not_kept_and_is_fetched_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, bytes) = good_archive(tmp.path());
+    for (what, body) in bodies_that_are_not_the_archive(&bytes) {
+        let data = tmp.path().join("data");
+        let bad_server = Server::start(vec![("/a.tar.gz", Reply::File(body.clone()))]);
+        let err = fails(&[
+            "--data-dir",
+            s(&data),
+            "--data-url",
+            &bad_server.url("/a.tar.gz"),
+        ]);
+        assert_has(
+            &err,
+            &[
+                "not a readable archive",
+                &bad_server.url("/a.tar.gz"),
+                "a.tar.gz.bad",
+            ],
+        );
+        assert!(
+            !err.contains("--data-sha256"),
+            "{what}: offered to pin: {err}"
+        );
+        assert_nothing_kept(&data, "a.tar.gz");
+        assert!(!data.join("a.tar.gz.part").exists(), "{what}");
+        assert_eq!(std::fs::read(data.join("a.tar.gz.bad")).unwrap(), body);
+
+        // Once the server is right, the next run downloads it again.
+        let good = Server::start(vec![("/a.tar.gz", Reply::File(bytes.clone()))]);
+        let url = good.url("/a.tar.gz");
+        let (code, _, stderr) =
+            run_cli(&["data", "-q", "--data-dir", s(&data), "--data-url", &url]);
+        assert_eq!(code, Some(0), "{what}: {stderr}");
+        assert_eq!(good.hits(), 1, "{what}");
+        assert_eq!(
+            std::fs::read(data.join("a.tar.gz")).unwrap(),
+            bytes,
+            "{what}"
+        );
+        let sha = sha256_hex(&source);
+        assert_has(
+            &stderr,
+            &[&format!("{url}: {sha} (pass --data-sha256 {sha}")],
+        );
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+}
+
+#[test]
+fn kept_unpinned_archive_that_does_not_read_is_moved_aside_and_fetched_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, bytes) = good_archive(tmp.path());
+    for (what, body) in bodies_that_are_not_the_archive(&bytes) {
+        // As an earlier version kept it, with no hash to check it against.
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("a.tar.gz"), &body).unwrap();
+        let server = Server::start(vec![("/a.tar.gz", Reply::File(bytes.clone()))]);
+        let cfg = DataConfig {
+            data_dir: data.clone(),
+            url: server.url("/a.tar.gz"),
+            sha256: None,
+            max_features: 100,
+            maxlen: 10,
+            progress: false,
+        };
+        let from_download = load_dataset(&cfg).unwrap();
+        assert_eq!(server.hits(), 1, "{what}");
+        assert_eq!(
+            std::fs::read(data.join("a.tar.gz")).unwrap(),
+            bytes,
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::read(data.join("a.tar.gz.bad")).unwrap(),
+            body,
+            "{what}"
+        );
+        let local = DataConfig {
+            data_dir: tmp.path().join("local"),
+            url: s(&source).to_owned(),
+            ..cfg
+        };
+        assert_eq!(from_download, load_dataset(&local).unwrap(), "{what}");
+        std::fs::remove_dir_all(&data).unwrap();
+    }
 }
 
 #[test]

@@ -1,10 +1,13 @@
 //! Getting a verified archive: from an http(s) URL (kept in the data
-//! folder, resumed with a range request after a broken connection) or from
-//! a local path. Nothing is used before its size (when known) and sha256
-//! check out; a file that fails is moved aside to `<name>.bad`.
+//! folder, resumed with a range request after a broken connection, with
+//! growing waits between attempts) or from a local path. Nothing is used
+//! before its size (when known) and sha256 check out, and a download whose
+//! sha256 is not known is kept only once it has been read end to end; a
+//! file that fails is moved aside to `<name>.bad`.
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,6 +23,13 @@ use super::{CANONICAL_SHA256, CANONICAL_URL};
 pub const CANONICAL_SIZE: u64 = 84_125_825;
 /// Connections that die mid-body are resumed up to this many times in all.
 const MAX_ATTEMPTS: usize = 5;
+/// The wait before the first resume; it doubles before each next one, up to
+/// `MAX_RETRY_DELAY`, so a struggling server gets time to recover.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(8);
+/// Replaces `RETRY_DELAY` (in milliseconds): the tests set it, to exercise
+/// the retries without waiting seconds for them.
+const RETRY_DELAY_VAR: &str = "GRU_IMDB_RETRY_DELAY_MS";
 /// The name the archive is kept under when the URL's path names no file.
 const DEFAULT_NAME: &str = "aclImdb_v1.tar.gz";
 
@@ -59,28 +69,39 @@ pub(crate) fn expected_sha256(url: &str, pinned: Option<&str>) -> Option<String>
     }
 }
 
-/// Returns the path of a verified archive and its sha256, downloading it
-/// into `data_dir` unless a verified copy is already kept there.
-pub(crate) fn obtain(
+/// Obtains the archive and hands it, with its sha256, to `read`, which
+/// reads it end to end (or finds the cache of a file with that sha256, read
+/// before) and returns what it read. An archive whose sha256 is known is
+/// checked against it before `read` sees it. One whose sha256 is not known
+/// has only `read` to vouch for it: a download is kept under its final name,
+/// and its sha256 offered for pinning, only once `read` succeeded on it, and
+/// a download or kept file that `read` fails on is moved aside to
+/// `<name>.bad`, so that a truncated file or an error page never sticks.
+pub(crate) fn obtain<T>(
     source: &Source,
     data_dir: &Path,
     expected: Option<&str>,
     progress: bool,
-) -> Result<(PathBuf, String)> {
-    let (path, sha) = match source {
+    mut read: impl FnMut(&Path, &str) -> Result<T>,
+) -> Result<T> {
+    let (out, sha) = match source {
         Source::Local(path) => match check(path, None, expected)
             .with_context(|| format!("cannot read --data-url {}", path.display()))?
         {
-            Check::Good(sha) => (path.clone(), sha),
+            Check::Good(sha) => (read(path, &sha)?, sha),
             Check::Bad(why) => bail!("--data-url {}: {why}", path.display()),
         },
         Source::Remote(url) => {
             // The canonical size is known only for the canonical file.
             let size = (url.as_str() == CANONICAL_URL && expected == Some(CANONICAL_SHA256))
                 .then_some(CANONICAL_SIZE);
-            let dest = data_dir.join(file_name(url));
-            let sha = kept_or_downloaded(url, &dest, size, expected, progress)?;
-            (dest, sha)
+            let wanted = Wanted {
+                url,
+                dest: data_dir.join(file_name(url)),
+                size,
+                expected,
+            };
+            kept_or_downloaded(&wanted, progress, &mut read)?
         }
     };
     if expected.is_none() {
@@ -90,7 +111,7 @@ pub(crate) fn obtain(
         };
         eprintln!("sha256 of {what}: {sha} (pass --data-sha256 {sha} to pin it)");
     }
-    Ok((path, sha))
+    Ok(out)
 }
 
 /// The last segment of the URL's path, if it is a plain file name.
@@ -110,43 +131,109 @@ fn file_name(url: &Url) -> String {
     }
 }
 
-fn kept_or_downloaded(
-    url: &Url,
-    dest: &Path,
+/// A remote archive: where it comes from, where it is kept, and what is
+/// known about it.
+struct Wanted<'a> {
+    url: &'a Url,
+    dest: PathBuf,
     size: Option<u64>,
-    expected: Option<&str>,
+    expected: Option<&'a str>,
+}
+
+/// `read`'s result and the sha256 of the archive it read.
+type ReadArchive<T> = (T, String);
+
+fn kept_or_downloaded<T>(
+    wanted: &Wanted,
     progress: bool,
-) -> Result<String> {
-    if dest.exists() {
-        match check(dest, size, expected)? {
-            Check::Good(sha) => return Ok(sha),
-            Check::Bad(why) => {
-                let bad = move_aside(dest)?;
-                eprintln!(
-                    "{}: {why}; moved to {}, downloading again",
-                    dest.display(),
-                    bad.display()
-                );
-            }
+    read: &mut impl FnMut(&Path, &str) -> Result<T>,
+) -> Result<ReadArchive<T>> {
+    if wanted.dest.exists() {
+        if let Some(done) = kept(wanted, read)? {
+            return Ok(done);
         }
     }
-    let part = with_suffix(dest, ".part");
-    let size = download(url, &part, size, progress)?;
-    match check(&part, size, expected)? {
-        Check::Good(sha) => {
-            fs::rename(&part, dest).with_context(|| {
-                format!("cannot rename {} to {}", part.display(), dest.display())
-            })?;
-            Ok(sha)
+    let part = with_suffix(&wanted.dest, ".part");
+    let sha = downloaded(wanted, &part, progress)?;
+    if wanted.expected.is_some() {
+        publish(&part, &wanted.dest)?;
+        return Ok((read(&wanted.dest, &sha)?, sha));
+    }
+    match read(&part, &sha) {
+        Ok(out) => {
+            publish(&part, &wanted.dest)?;
+            Ok((out, sha))
         }
-        Check::Bad(why) => {
+        Err(e) => {
             let bad = move_aside(&part)?;
+            Err(e.context(format!(
+                "the download of {} is not a readable archive; it was moved to {} \
+                 and the next run downloads it again",
+                wanted.url,
+                bad.display()
+            )))
+        }
+    }
+}
+
+/// The kept archive, read, if it checks out and (when nothing vouches for
+/// it but reading) reads; `None` once it has been moved aside.
+fn kept<T>(
+    wanted: &Wanted,
+    read: &mut impl FnMut(&Path, &str) -> Result<T>,
+) -> Result<Option<ReadArchive<T>>> {
+    let dest = &wanted.dest;
+    let why = match check(dest, wanted.size, wanted.expected)? {
+        Check::Good(sha) if wanted.expected.is_some() => return Ok(Some((read(dest, &sha)?, sha))),
+        Check::Good(sha) => match read(dest, &sha) {
+            Ok(out) => return Ok(Some((out, sha))),
+            Err(e) => format!("not a readable archive ({e:#})"),
+        },
+        Check::Bad(why) => why,
+    };
+    let bad = move_aside(dest)?;
+    eprintln!(
+        "{}: {why}; moved to {}, downloading again",
+        dest.display(),
+        bad.display()
+    );
+    Ok(None)
+}
+
+/// Downloads into `part` and checks the size and sha256 (if known); returns
+/// the sha256. A file that fails is moved aside.
+fn downloaded(wanted: &Wanted, part: &Path, progress: bool) -> Result<String> {
+    let url = wanted.url;
+    let size = download(url, part, wanted.size, progress)?;
+    match check(part, size, wanted.expected)? {
+        Check::Good(sha) => Ok(sha),
+        Check::Bad(why) => {
+            let bad = move_aside(part)?;
             bail!(
                 "download of {url} failed verification: {why}; the file was moved to {}",
                 bad.display()
             )
         }
     }
+}
+
+/// Renames a finished download to its final name, durably: its bytes are
+/// synced before the rename and the rename after it, so that a crash never
+/// leaves the final name over bytes that did not reach the disk. (A `.part`
+/// finished by an earlier run may never have been synced.)
+fn publish(part: &Path, dest: &Path) -> Result<()> {
+    File::open(part)
+        .and_then(|file| file.sync_all())
+        .with_context(|| format!("cannot sync {}", part.display()))?;
+    fs::rename(part, dest)
+        .with_context(|| format!("cannot rename {} to {}", part.display(), dest.display()))?;
+    let folder = match dest.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("cannot sync the folder {}", folder.display()))
 }
 
 /// Fetches `url` into `part`, resuming what is already there, and retrying
@@ -160,6 +247,7 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
         .timeout(Duration::from_secs(60))
         .build()
         .context("cannot start the HTTP client")?;
+    let first_delay = first_retry_delay()?;
     let mut bar = Progress::new(progress && io::stderr().is_terminal());
     let started = Instant::now();
     let mut attempt = 1;
@@ -170,9 +258,11 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
                 return Ok(size);
             }
             Fetched::Interrupted(err) if attempt < MAX_ATTEMPTS => {
+                let delay = retry_delay(first_delay, attempt);
                 bar.note(&format!(
-                    "download of {url} interrupted ({err:#}); resuming"
+                    "download of {url} interrupted ({err:#}); resuming in {delay:?}"
                 ));
+                thread::sleep(delay);
                 attempt += 1;
             }
             Fetched::Interrupted(err) => {
@@ -185,6 +275,26 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
             }
         }
     }
+}
+
+/// `RETRY_DELAY`, or what `RETRY_DELAY_VAR` says.
+fn first_retry_delay() -> Result<Duration> {
+    match std::env::var(RETRY_DELAY_VAR) {
+        Err(_) => Ok(RETRY_DELAY),
+        Ok(ms) => ms
+            .parse()
+            .map(Duration::from_millis)
+            .with_context(|| format!("{RETRY_DELAY_VAR}={ms} is not a number of milliseconds")),
+    }
+}
+
+/// The wait after failed attempt `attempt` (1-based): `first`, doubling
+/// with each attempt, capped at `MAX_RETRY_DELAY`.
+fn retry_delay(first: Duration, attempt: usize) -> Duration {
+    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    first
+        .saturating_mul(2u32.saturating_pow(doublings))
+        .min(MAX_RETRY_DELAY)
 }
 
 enum Fetched {
@@ -282,8 +392,7 @@ fn copy_body(
         received += n as u64;
         bar.inc(n as u64);
     }
-    file.sync_all()
-        .with_context(|| format!("cannot write {}", part.display()))?;
+    // Synced by `publish`, once the file is kept: a `.part` is never trusted.
     Ok(Fetched::Complete)
 }
 
@@ -426,5 +535,19 @@ impl Progress {
             "downloaded {url}: {len} bytes in {:.1} s",
             elapsed.as_secs_f64()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_a_cap() {
+        let waits: Vec<f64> = (1..=7)
+            .map(|attempt| retry_delay(RETRY_DELAY, attempt).as_secs_f64())
+            .collect();
+        assert_eq!(waits, [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]);
+        assert_eq!(retry_delay(RETRY_DELAY, usize::MAX), MAX_RETRY_DELAY);
     }
 }

@@ -5,6 +5,7 @@ mod cache;
 #[cfg(test)]
 mod contract_tests;
 mod download;
+mod lock;
 mod npy;
 mod pad;
 mod prepare;
@@ -29,6 +30,7 @@ pub use vocab::{Vocabulary, INDEX_FROM, OOV_ID, START_ID};
 
 use cache::CacheKey;
 use download::Source;
+use lock::DataDirLock;
 use prepare::Prepared;
 use report::Origin;
 
@@ -160,30 +162,57 @@ fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
     let expected = download::expected_sha256(&cfg.url, cfg.sha256.as_deref());
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
-    let key = |sha: &str| CacheKey {
-        archive_sha256: sha.to_owned(),
-        num_words: cfg.max_features,
-        maxlen: cfg.maxlen,
-    };
-    // With a known checksum the cache is found without reading the archive,
-    // or even looking for it: a second run touches no network.
-    if let Some(sha) = &expected {
-        if let Some(prepared) = cached(cfg, &key(sha)) {
-            return from_cache(cfg, &key(sha), prepared);
-        }
+    // Reading a cache needs no turn: it is written atomically.
+    if let Some((key, prepared)) = known_cache(cfg, expected.as_deref()) {
+        return from_cache(cfg, &key, prepared);
     }
-    let (archive, sha) =
-        download::obtain(&source, &cfg.data_dir, expected.as_deref(), cfg.progress)?;
-    let key = key(&sha);
-    if expected.is_none() {
-        if let Some(prepared) = cached(cfg, &key) {
+    // Runs that share the folder take turns from here; one that waited may
+    // find the cache that the other has just written.
+    let turn = DataDirLock::acquire(&cfg.data_dir)?;
+    if turn.waited() {
+        if let Some((key, prepared)) = known_cache(cfg, expected.as_deref()) {
             return from_cache(cfg, &key, prepared);
         }
     }
-    let prepared = prepare::prepare(&archive, cfg.max_features, cfg.maxlen)?;
+    let read = |archive: &Path, sha: &str| {
+        let key = cache_key(cfg, sha);
+        if expected.is_none() {
+            if let Some(prepared) = cached(cfg, &key) {
+                return Ok((key, prepared, Origin::Cache));
+            }
+        }
+        let prepared = prepare::prepare(archive, cfg.max_features, cfg.maxlen)?;
+        Ok((key, prepared, Origin::Archive))
+    };
+    let (key, prepared, origin) = download::obtain(
+        &source,
+        &cfg.data_dir,
+        expected.as_deref(),
+        cfg.progress,
+        read,
+    )?;
+    if origin == Origin::Cache {
+        return from_cache(cfg, &key, prepared);
+    }
     cache::save(&key.path(&cfg.data_dir), &key, &prepared)?;
     save_vocabulary(cfg, &key, &prepared.dataset.vocab)?;
     Ok((prepared, Origin::Archive))
+}
+
+fn cache_key(cfg: &DataConfig, archive_sha256: &str) -> CacheKey {
+    CacheKey {
+        archive_sha256: archive_sha256.to_owned(),
+        num_words: cfg.max_features,
+        maxlen: cfg.maxlen,
+    }
+}
+
+/// With a known checksum the cache is found without reading the archive,
+/// or even looking for it: a second run touches no network.
+fn known_cache(cfg: &DataConfig, expected: Option<&str>) -> Option<(CacheKey, Prepared)> {
+    let key = cache_key(cfg, expected?);
+    let prepared = cached(cfg, &key)?;
+    Some((key, prepared))
 }
 
 /// The cache for `key`, if there is an intact one; a damaged one is reported

@@ -1,13 +1,16 @@
 //! A small HTTP/1.1 file server on 127.0.0.1 for download tests: it honours
 //! `Range: bytes=N-` with 206, and can answer with an error status, ignore
-//! ranges, lie about the total size, or drop connections mid-body. It
-//! counts and logs requests, so tests can assert that a run used no network.
+//! ranges, lie about the total size, drop connections mid-body, or hold an
+//! answer back until the test lets it go. It counts and logs requests with
+//! their times, so tests can assert that a run used no network, or how long
+//! it waited between attempts.
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// How the server answers requests for one path.
 #[derive(Clone)]
@@ -26,6 +29,26 @@ pub enum Reply {
     CutAlways(Vec<u8>, usize),
     /// Just this status, with a short text body.
     Status(u16),
+    /// Like `File`, but only once the gate is open (or a minute has passed,
+    /// so that a failing test does not hang its runs).
+    Gated(Vec<u8>, Gate),
+}
+
+/// Holds back `Reply::Gated` answers until the test opens it.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn wait(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.0.load(Ordering::SeqCst) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 /// One request the server saw.
@@ -33,6 +56,8 @@ pub enum Reply {
 pub struct Request {
     pub path: String,
     pub range: Option<String>,
+    /// When its headers had arrived.
+    pub at: Instant,
 }
 
 pub struct Server {
@@ -111,6 +136,7 @@ fn handle(stream: TcpStream, routes: &HashMap<String, Reply>, log: &Mutex<Vec<Re
         log.push(Request {
             path: path.clone(),
             range: range.clone(),
+            at: Instant::now(),
         });
         earlier
     };
@@ -133,6 +159,10 @@ fn handle(stream: TcpStream, routes: &HashMap<String, Reply>, log: &Mutex<Vec<Re
             send(&mut out, body, start, None, cut)
         }
         Some(Reply::CutAlways(body, cut)) => send(&mut out, body, start, None, *cut),
+        Some(Reply::Gated(body, gate)) => {
+            gate.wait();
+            send(&mut out, body, start, None, usize::MAX)
+        }
     }
     let _ = out.flush();
     let _ = out.shutdown(Shutdown::Both);

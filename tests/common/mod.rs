@@ -262,12 +262,16 @@ pub fn read_npy_i32(path: &Path) -> (Vec<usize>, Vec<i32>) {
     (shape, values)
 }
 
+/// The `gru-imdb` binary with `args`, to be run.
+pub fn cli(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gru-imdb"));
+    command.args(args);
+    command
+}
+
 /// Runs the `gru-imdb` binary with `args`; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gru-imdb"))
-        .args(args)
-        .output()
-        .expect("run gru-imdb");
+    let out = cli(args).output().expect("run gru-imdb");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
