@@ -23,6 +23,7 @@ fn open(path: &Path) -> Result<File> {
         .with_context(|| format!("cannot open the lock file {}", path.display()))
 }
 
+/// `flock(2)` on `file`, retried when a signal interrupts it.
 fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
     loop {
         // SAFETY: flock on a file descriptor this process owns.
@@ -36,27 +37,29 @@ fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Takes the lock on an open file if it is free: `Ok(false)` if another
+/// process holds it.
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    match flock(file, libc::LOCK_EX | libc::LOCK_NB) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits for the lock on an open file.
+pub fn lock(file: &File) -> io::Result<()> {
+    flock(file, libc::LOCK_EX)
+}
+
 impl FileLock {
     /// The lock on `path` (created if missing) if no one else holds it.
     pub fn try_acquire(path: &Path) -> Result<Option<FileLock>> {
         let file = open(path)?;
-        match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
-            Ok(()) => Ok(Some(FileLock { _file: file })),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        match try_lock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
+            true => Ok(Some(FileLock { _file: file })),
+            false => Ok(None),
         }
-    }
-
-    /// The lock on `path`, waiting for whoever holds it; `on_wait` runs once
-    /// if it has to wait.
-    pub fn acquire(path: &Path, on_wait: impl FnOnce()) -> Result<FileLock> {
-        if let Some(lock) = FileLock::try_acquire(path)? {
-            return Ok(lock);
-        }
-        on_wait();
-        let file = open(path)?;
-        flock(&file, libc::LOCK_EX).with_context(|| format!("cannot lock {}", path.display()))?;
-        Ok(FileLock { _file: file })
     }
 }
 

@@ -7,10 +7,11 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+
+use crate::lock::{lock, try_lock};
 
 const LOCK_NAME: &str = ".lock";
 
@@ -74,33 +75,6 @@ impl Drop for DataDirLock {
         // us and believe it has the folder. Best effort: a file left
         // behind is only taken over by the next run.
         let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// Takes the lock if it is free: `Ok(false)` if another run holds it.
-fn try_lock(file: &File) -> io::Result<bool> {
-    match flock(file, libc::LOCK_EX | libc::LOCK_NB) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Waits for the lock.
-fn lock(file: &File) -> io::Result<()> {
-    flock(file, libc::LOCK_EX)
-}
-
-fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
-    loop {
-        // SAFETY: flock only reads the descriptor, which `file` keeps open.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
     }
 }
 
