@@ -11,7 +11,7 @@ use crate::data::DataConfig;
 use crate::device::{DeviceChoice, Placement};
 use crate::progress::Verbosity;
 use crate::run_folder::{RunConfig, RunFolder};
-use crate::settings::{ReduceLrOnPlateau, RunOutputs, TrainSettings};
+use crate::settings::{RunOutputs, TrainSettings};
 
 /// The flags given on the command line (not defaulted).
 pub fn explicit_flags(matches: &ArgMatches) -> HashSet<String> {
@@ -22,150 +22,68 @@ pub fn explicit_flags(matches: &ArgMatches) -> HashSet<String> {
         .collect()
 }
 
-/// Each flag that would change what the run computes, as given and as the
-/// run was trained: (flag id, given, saved).
-fn fixed_flags(flags: &TrainFlags, saved: &RunConfig) -> Vec<(&'static str, String, String)> {
-    let (m, t, f, c) = (&saved.model, &saved.train, &flags.fit, &flags.callbacks);
-    let saved_callbacks = t.callbacks;
-    let pairs: Vec<(&'static str, String, String)> = vec![
-        (
-            "max_features",
-            flags.shape.max_features.to_string(),
-            m.max_features.to_string(),
-        ),
-        (
-            "maxlen",
-            flags.shape.maxlen.to_string(),
-            saved.maxlen.to_string(),
-        ),
-        (
-            "embedding_dim",
-            flags.model.embedding_dim.to_string(),
-            m.embedding_dim.to_string(),
-        ),
-        ("units", flags.model.units.to_string(), m.units.to_string()),
-        (
-            "dropout",
-            flags.model.dropout.to_string(),
-            m.dropout.to_string(),
-        ),
-        (
-            "recurrent_dropout",
-            flags.model.recurrent_dropout.to_string(),
-            m.recurrent_dropout.to_string(),
-        ),
-        (
-            "batch_size",
-            f.batch_size.to_string(),
-            t.batch_size.to_string(),
-        ),
-        (
-            "learning_rate",
-            f.learning_rate.to_string(),
-            t.adam.learning_rate.to_string(),
-        ),
-        ("beta_1", f.beta_1.to_string(), t.adam.beta_1.to_string()),
-        ("beta_2", f.beta_2.to_string(), t.adam.beta_2.to_string()),
-        ("epsilon", f.epsilon.to_string(), t.adam.epsilon.to_string()),
-        (
-            "validation_split",
-            format!("{:?}", f.validation_split),
-            format!("{:?}", t.validation_split),
-        ),
-        (
-            "seed",
-            format!("{:?}", flags.seed),
-            format!("{:?}", Some(saved.seed)),
-        ),
-        (
-            "data_url",
-            format!("{:?}", flags.source.data_url),
-            format!("{:?}", Some(&saved.data_url)),
-        ),
-        (
-            "data_sha256",
-            format!("{:?}", flags.source.data_sha256),
-            format!("{:?}", saved.data_sha256),
-        ),
-        (
-            "history",
-            format!("{:?}", flags.history),
-            format!("{:?}", saved.history),
-        ),
-    ];
-    let plateau = saved_callbacks.reduce_lr_on_plateau;
-    let plateau_field = |field: fn(&ReduceLrOnPlateau) -> String, default: String| {
-        plateau.as_ref().map_or(default, field)
-    };
-    let callbacks: Vec<(&'static str, String, String)> = vec![
-        (
-            "monitor",
-            c.monitor.name().to_owned(),
-            saved_callbacks.monitor.name().to_owned(),
-        ),
-        (
-            "min_delta",
-            c.min_delta.to_string(),
-            saved_callbacks.min_delta.to_string(),
-        ),
-        (
-            "save_best",
-            c.save_best.to_string(),
-            saved_callbacks.save_best.to_string(),
-        ),
-        (
-            "restore_best_weights",
-            c.restore_best_weights.to_string(),
-            saved_callbacks.restore_best_weights.to_string(),
-        ),
-        (
-            "early_stopping_patience",
-            format!("{:?}", c.early_stopping_patience),
-            format!("{:?}", saved_callbacks.early_stopping_patience),
-        ),
-        (
-            "reduce_lr_on_plateau",
-            c.reduce_lr_on_plateau.to_string(),
-            plateau.is_some().to_string(),
-        ),
-        (
-            "reduce_lr_factor",
-            c.reduce_lr_factor.to_string(),
-            plateau_field(|p| p.factor.to_string(), c.reduce_lr_factor.to_string()),
-        ),
-        (
-            "reduce_lr_patience",
-            c.reduce_lr_patience.to_string(),
-            plateau_field(|p| p.patience.to_string(), c.reduce_lr_patience.to_string()),
-        ),
-        (
-            "reduce_lr_min_delta",
-            c.reduce_lr_min_delta.to_string(),
-            plateau_field(
-                |p| p.min_delta.to_string(),
-                c.reduce_lr_min_delta.to_string(),
-            ),
-        ),
-        (
-            "reduce_lr_cooldown",
-            c.reduce_lr_cooldown.to_string(),
-            plateau_field(|p| p.cooldown.to_string(), c.reduce_lr_cooldown.to_string()),
-        ),
-        (
-            "min_lr",
-            c.min_lr.to_string(),
-            plateau_field(|p| p.min_lr.to_string(), c.min_lr.to_string()),
-        ),
-    ];
-    pairs.into_iter().chain(callbacks).collect()
-}
+/// The flags that would change the model, the data or what training
+/// computes, and where `config.json` keeps each.
+const FIXED_FLAGS: [(&str, &str); 22] = [
+    ("max_features", "/model/max_features"),
+    ("embedding_dim", "/model/embedding_dim"),
+    ("units", "/model/units"),
+    ("dropout", "/model/dropout"),
+    ("recurrent_dropout", "/model/recurrent_dropout"),
+    ("maxlen", "/maxlen"),
+    ("data_url", "/data_url"),
+    ("data_sha256", "/data_sha256"),
+    ("seed", "/seed"),
+    ("history", "/history"),
+    ("batch_size", "/train/batch_size"),
+    ("learning_rate", "/train/adam/learning_rate"),
+    ("beta_1", "/train/adam/beta_1"),
+    ("beta_2", "/train/adam/beta_2"),
+    ("epsilon", "/train/adam/epsilon"),
+    ("validation_split", "/train/validation_split"),
+    ("monitor", "/train/callbacks/monitor"),
+    ("min_delta", "/train/callbacks/min_delta"),
+    ("save_best", "/train/callbacks/save_best"),
+    (
+        "restore_best_weights",
+        "/train/callbacks/restore_best_weights",
+    ),
+    (
+        "early_stopping_patience",
+        "/train/callbacks/early_stopping_patience",
+    ),
+    (
+        "reduce_lr_on_plateau",
+        "/train/callbacks/reduce_lr_on_plateau",
+    ),
+];
 
-/// Refuses every given flag that differs from the run's own setting.
+/// Refuses every given flag whose setting differs from the run's own: the
+/// flags are turned into the config a new run would save, and compared
+/// with the saved one setting by setting.
 fn refuse_changes(flags: &TrainFlags, saved: &RunConfig, given: &HashSet<String>) -> Result<()> {
-    let changed: Vec<String> = fixed_flags(flags, saved)
-        .into_iter()
-        .filter(|(id, now, then)| given.contains(*id) && now != then)
-        .map(|(id, _, _)| format!("--{}", id.replace('_', "-")))
+    let reduce_lr = [
+        "reduce_lr_factor",
+        "reduce_lr_patience",
+        "reduce_lr_min_delta",
+        "reduce_lr_cooldown",
+        "min_lr",
+    ];
+    let given_fixed = |id: &str| {
+        given.contains(id)
+            || (id == "reduce_lr_on_plateau" && reduce_lr.iter().any(|r| given.contains(*r)))
+    };
+    if !FIXED_FLAGS.iter().any(|(id, _)| given_fixed(id)) {
+        return Ok(());
+    }
+    let mut fresh = flags.clone();
+    fresh.resume = None;
+    let fresh = serde_json::to_value(RunConfig::new(&TrainSettings::try_from(&fresh)?))?;
+    let saved = serde_json::to_value(saved)?;
+    let changed: Vec<String> = FIXED_FLAGS
+        .iter()
+        .filter(|(id, at)| given_fixed(id) && fresh.pointer(at) != saved.pointer(at))
+        .map(|(id, _)| format!("--{}", id.replace('_', "-")))
         .collect();
     if !changed.is_empty() {
         bail!(

@@ -95,23 +95,6 @@ fn split_validation(
     }
 }
 
-fn run_config(settings: &TrainSettings) -> RunConfig {
-    RunConfig {
-        model: settings.model,
-        train: settings.train,
-        maxlen: settings.data.maxlen,
-        data_dir: settings.data.data_dir.clone(),
-        data_url: settings.data.url.clone(),
-        data_sha256: settings.data.sha256.clone(),
-        seed: settings.seed,
-        device: settings.placement.device_name(),
-        gru_implementation: format!("{:?}", settings.placement.gru.train),
-        threads: settings.placement.threads,
-        history: settings.outputs.history.clone(),
-        gru_imdb_version: env!("CARGO_PKG_VERSION").to_owned(),
-    }
-}
-
 impl<'a> Session<'a> {
     /// Claims the run folder (new or resumed), builds the model and, for a
     /// resumed run, loads where its latest checkpoint stood.
@@ -122,7 +105,7 @@ impl<'a> Session<'a> {
             Some(dir) => RunFolder::resume(dir, settings.outputs.history.clone(), keep_best)?,
             None => {
                 let folder = RunFolder::create(&settings.outputs, keep_best)?;
-                folder.save_config(&run_config(settings))?;
+                folder.save_config(&RunConfig::new(settings))?;
                 folder.save_vocabulary(&dataset.vocab)?;
                 folder
             }

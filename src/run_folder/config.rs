@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{ModelConfig, TrainConfig};
+use crate::settings::{ModelConfig, TrainConfig, TrainSettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -21,4 +21,24 @@ pub struct RunConfig {
     /// `--history`, when the history is kept outside the run folder.
     pub history: Option<PathBuf>,
     pub gru_imdb_version: String,
+}
+
+impl RunConfig {
+    /// What a run with `settings` records.
+    pub fn new(settings: &TrainSettings) -> RunConfig {
+        RunConfig {
+            model: settings.model,
+            train: settings.train,
+            maxlen: settings.data.maxlen,
+            data_dir: settings.data.data_dir.clone(),
+            data_url: settings.data.url.clone(),
+            data_sha256: settings.data.sha256.clone(),
+            seed: settings.seed,
+            device: settings.placement.device_name(),
+            gru_implementation: format!("{:?}", settings.placement.gru.train),
+            threads: settings.placement.threads,
+            history: settings.outputs.history.clone(),
+            gru_imdb_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
 }
