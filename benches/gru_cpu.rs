@@ -5,8 +5,11 @@
 //! `GRU_BENCH_ISA` (`avx2+fma`, `scalar`, ...) to time another instruction
 //! set than the best this CPU has.
 //! Prints the best and the median of the repetitions (the machine is shared:
-//! the best is the one to compare) and GFLOP/s counted from the matrix
-//! products alone.
+//! the best is the one to compare), GFLOP/s counted from the matrix
+//! products alone, and that as a share of the machine's FMA peak, measured
+//! first in the same run (a register-only loop of fused multiply-adds on as
+//! many threads, with the same instruction set), since these machines are
+//! shared and a peak from another day says little.
 //!
 //! Best of 3 x 40 calls on the 2-core AMD EPYC (Zen 4) VM, AVX-512 kernels,
 //! 2 threads, quiet machine (no other builds; load from this bench only):
@@ -78,6 +81,8 @@ struct Bench<'a> {
     /// Runs only the rows whose name contains this.
     only: String,
     reps: usize,
+    /// GFLOP/s of the FMA loop, for the share column.
+    peak: f64,
 }
 
 /// One row's name and what its work counts for.
@@ -104,11 +109,12 @@ impl Bench<'_> {
         }
         let (best, median) = time(reps, f);
         let b = best.as_secs_f64();
+        let gflops = flop / b / 1e9;
         println!(
-            "{name:<44} best {:>8.3} ms  median {:>8.3} ms  {:>6.1} GFLOP/s  {:>9.0} reviews/s",
+            "{name:<44} best {:>8.3} ms  median {:>8.3} ms  {gflops:>6.1} GFLOP/s {:>4.0}% of peak  {:>9.0} reviews/s",
             b * 1e3,
             median.as_secs_f64() * 1e3,
-            flop / b / 1e9,
+            100.0 * gflops / self.peak,
             reviews as f64 / b
         );
     }
@@ -230,6 +236,74 @@ impl Bench<'_> {
     }
 }
 
+/// The FMA peak: register-only fused multiply-adds on independent
+/// accumulators (enough to cover the FMA latency on both FMA units), on
+/// `threads` threads at once.
+mod peak {
+    use std::time::Instant;
+
+    /// GFLOP/s of `threads` threads running `isa`'s FMA loop for about
+    /// `seconds`; `None` for an instruction set without FMA.
+    pub fn gflops(isa: &str, threads: usize, seconds: f64) -> Option<f64> {
+        let (flop_per_iter, run): (f64, fn(u64) -> f32) = match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY (both arms): the engine picked this instruction set
+            // because the CPU has it.
+            "avx512f" => (2.0 * 16.0 * 12.0, |n| unsafe { avx512(n) }),
+            #[cfg(target_arch = "x86_64")]
+            "avx2+fma" => (2.0 * 8.0 * 10.0, |n| unsafe { avx2(n) }),
+            _ => return None,
+        };
+        // Calibrate the iteration count on one thread, then time them all.
+        let probe = 1_000_000u64;
+        let started = Instant::now();
+        std::hint::black_box(run(probe));
+        let iters = (probe as f64 * seconds / started.elapsed().as_secs_f64()) as u64;
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| std::hint::black_box(run(iters)));
+            }
+        });
+        let flop = flop_per_iter * iters as f64 * threads as f64;
+        Some(flop / started.elapsed().as_secs_f64() / 1e9)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(iters: u64) -> f32 {
+        use std::arch::x86_64::*;
+        let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6));
+        let mut acc = [std::hint::black_box(_mm512_set1_ps(1.0)); 12];
+        for _ in 0..iters {
+            for v in &mut acc {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        acc.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(iters: u64) -> f32 {
+        use std::arch::x86_64::*;
+        let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6));
+        let mut acc = [std::hint::black_box(_mm256_set1_ps(1.0)); 10];
+        for _ in 0..iters {
+            for v in &mut acc {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut lanes = [0.0f32; 8];
+        acc.iter()
+            .map(|v| {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), *v);
+                lanes.iter().sum::<f32>()
+            })
+            .sum()
+    }
+}
+
 /// The engine `GRU_BENCH_ISA` names, else the best for this CPU.
 fn engine(threads: usize) -> Result<Engine, String> {
     let Ok(wanted) = std::env::var("GRU_BENCH_ISA") else {
@@ -256,9 +330,14 @@ fn main() {
         eprintln!("gru_cpu bench: {e}");
         std::process::exit(2)
     });
+    let isa = engine.instruction_set();
+    // The best of three, as for the rows.
+    let peak = (0..3)
+        .filter_map(|_| peak::gflops(isa, threads, 0.3))
+        .fold(f64::NAN, f64::max);
     println!(
-        "gru_cpu bench: {} kernels, {threads} threads, T={T} D={D} H={H}, {reps} reps",
-        engine.instruction_set()
+        "gru_cpu bench: {isa} kernels, {threads} threads, T={T} D={D} H={H}, {reps} reps; \
+         FMA peak {peak:.1} GFLOP/s"
     );
     let kernel = data(D * 3 * H, 1, 0.15);
     let bias = data(3 * H, 2, 0.1);
@@ -276,6 +355,7 @@ fn main() {
         },
         only: std::env::var("GRU_BENCH_ONLY").unwrap_or_default(),
         reps,
+        peak,
     };
     for b in [32, 8] {
         bench.training(b);
