@@ -246,6 +246,8 @@ pub struct TrainSettings {
     /// Stop (as an interrupt would, with a checkpoint) after this many
     /// training steps in all.
     pub stop_after_steps: Option<usize>,
+    /// Print where each epoch's time goes.
+    pub profile: bool,
 }
 
 /// Everything `gru-imdb predict` needs.

@@ -131,6 +131,10 @@ pub struct TrainFlags {
     /// fastest for the device. For benchmarks and checks.
     #[arg(long, value_enum, default_value_t = GruChoice::Auto, hide = true)]
     pub gru_implementation: GruChoice,
+    /// Print, after each epoch, where its time went: GRU forward and
+    /// backward, Adam, embedding, libtorch's ops, validation.
+    #[arg(long)]
+    pub profile: bool,
     /// Stop after N training steps in all, saving a checkpoint as an
     /// interrupt does (exit status 130); --resume goes on.
     #[arg(long, value_name = "N", hide = true)]
@@ -401,6 +405,7 @@ impl TryFrom<&TrainFlags> for TrainSettings {
             },
             verbosity,
             stop_after_steps: flags.stop_after_steps,
+            profile: flags.profile,
         })
     }
 }

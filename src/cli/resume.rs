@@ -153,5 +153,6 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
         },
         verbosity,
         stop_after_steps: flags.stop_after_steps,
+        profile: flags.profile,
     })
 }

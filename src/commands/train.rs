@@ -9,6 +9,7 @@ use crate::data::{self, Dataset};
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::model::SentimentModel;
 use crate::optim::Adam;
+use crate::profile;
 use crate::progress::Verbosity;
 use crate::run_folder::{
     load_weights, read_optimizer, BestWeights, Checkpoint, RunConfig, RunFolder, RunResults,
@@ -41,6 +42,9 @@ struct Session<'a> {
 
 pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
     interrupt::install();
+    if settings.profile {
+        profile::enable();
+    }
     let placement = &settings.placement;
     tch::manual_seed(settings.seed as i64);
 

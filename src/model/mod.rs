@@ -20,6 +20,7 @@ use tch::nn::{self, Init};
 use tch::{Device, Tensor};
 
 use crate::device::{GruImpl, GruPlan};
+use crate::profile::{self, Phase};
 use crate::settings::ModelConfig;
 use cpu_kernel::{CpuKernel, KernelTape};
 pub use gru::{GruLayer, GruMasks};
@@ -129,17 +130,22 @@ impl SentimentModel {
     pub fn forward_train(&self, ids: &Tensor, masks: &GruMasks) -> TrainForward {
         let gru_impl = self.gru_plan.train;
         // The kernel path computes the embedding gradient itself.
-        let embedded = if gru_impl == GruImpl::CpuKernel {
-            tch::no_grad(|| self.embed(ids))
-        } else {
-            self.embed(ids)
-        };
+        let embedded = profile::time(Phase::Embedding, || {
+            if gru_impl == GruImpl::CpuKernel {
+                tch::no_grad(|| self.embed(ids))
+            } else {
+                self.embed(ids)
+            }
+        });
+        let dense = |h_last: &Tensor| profile::time(Phase::DenseAndLoss, || self.dense(h_last));
         let h_last = match gru_impl {
             GruImpl::CpuKernel => {
-                let (h_last, tape) = self.cpu_kernel.forward_train(&self.gru, embedded, masks);
+                let (h_last, tape) = profile::time(Phase::GruForward, || {
+                    self.cpu_kernel.forward_train(&self.gru, embedded, masks)
+                });
                 let h_last = h_last.set_requires_grad(true);
                 return TrainForward {
-                    logits: self.dense(&h_last),
+                    logits: dense(&h_last),
                     kernel_pass: Some(KernelPass {
                         ids: ids.shallow_clone(),
                         h_last,
@@ -147,11 +153,15 @@ impl SentimentModel {
                     }),
                 };
             }
-            GruImpl::OpByOp => self.gru.forward_op_by_op(&embedded, masks),
-            GruImpl::Fused => self.gru.forward_fused(&embedded, masks, true),
+            GruImpl::OpByOp => profile::time(Phase::GruForward, || {
+                self.gru.forward_op_by_op(&embedded, masks)
+            }),
+            GruImpl::Fused => profile::time(Phase::GruForward, || {
+                self.gru.forward_fused(&embedded, masks, true)
+            }),
         };
         TrainForward {
-            logits: self.dense(&h_last),
+            logits: dense(&h_last),
             kernel_pass: None,
         }
     }
@@ -168,27 +178,38 @@ impl TrainForward {
     /// and adding into the 1.3M-entry embedding gradient.
     pub fn backward(self, model: &SentimentModel, loss: &Tensor) -> Parameters<Tensor> {
         let Some(pass) = self.kernel_pass else {
+            // Autograd through the whole model, the GRU's steps included.
             let params = model.parameters();
             let inputs: Vec<&Tensor> = params.iter().collect();
-            return Parameters::from_ordered(Tensor::run_backward(&[loss], &inputs, false, false));
+            let grads = profile::time(Phase::GruBackward, || {
+                Tensor::run_backward(&[loss], &inputs, false, false)
+            });
+            return Parameters::from_ordered(grads);
         };
-        let [d_dense_kernel, d_dense_bias, d_h_last]: [Tensor; 3] = Tensor::run_backward(
-            &[loss],
-            &[&model.dense_kernel, &model.dense_bias, &pass.h_last],
-            false,
-            false,
-        )
-        .try_into()
-        .expect("three gradients");
-        let grads = model.cpu_kernel.backward(&model.gru, pass.tape, &d_h_last);
+        let [d_dense_kernel, d_dense_bias, d_h_last]: [Tensor; 3] =
+            profile::time(Phase::DenseAndLoss, || {
+                Tensor::run_backward(
+                    &[loss],
+                    &[&model.dense_kernel, &model.dense_bias, &pass.h_last],
+                    false,
+                    false,
+                )
+            })
+            .try_into()
+            .expect("three gradients");
+        let grads = profile::time(Phase::GruBackward, || {
+            model.cpu_kernel.backward(&model.gru, pass.tape, &d_h_last)
+        });
         let d = model.config.embedding_dim as i64;
         // What the embedding lookup's backward does: sum each position's
         // gradient into its token's row.
-        let d_embeddings = model.embeddings.zeros_like().index_add_(
-            0,
-            &pass.ids.reshape([-1]),
-            &grads.d_inputs.view([-1, d]),
-        );
+        let d_embeddings = profile::time(Phase::EmbeddingGradient, || {
+            model.embeddings.zeros_like().index_add_(
+                0,
+                &pass.ids.reshape([-1]),
+                &grads.d_inputs.view([-1, d]),
+            )
+        });
         Parameters {
             embeddings: d_embeddings,
             gru_kernel: grads.d_kernel,

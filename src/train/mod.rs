@@ -17,6 +17,7 @@ use tch::{Device, Kind, Tensor};
 use crate::evaluation::{bce_with_logits, evaluate, RunningTotals, SplitTensors, Totals};
 use crate::model::SentimentModel;
 use crate::optim::Adam;
+use crate::profile::{self, Phase};
 use crate::progress::{EpochProgress, Verbosity};
 use crate::settings::TrainConfig;
 pub use callbacks::{BestEpoch, CallbackState, EpochDecision};
@@ -183,11 +184,17 @@ impl Fit<'_> {
         let started = Instant::now();
         for step in state.step..steps {
             let len = self.batch_len(step);
-            let masks = model.draw_masks(len);
-            let idx = order.narrow(0, step as i64 * self.config.batch_size as i64, len);
-            let (x, y) = (train.x.index_select(0, &idx), train.y.index_select(0, &idx));
+            let (masks, x, y) = profile::time(Phase::Batch, || {
+                let idx = order.narrow(0, step as i64 * self.config.batch_size as i64, len);
+                let masks = model.draw_masks(len);
+                (
+                    masks,
+                    train.x.index_select(0, &idx),
+                    train.y.index_select(0, &idx),
+                )
+            });
             let forward = model.forward_train(&x, &masks);
-            let loss = bce_with_logits(&forward.logits, &y);
+            let loss = profile::time(Phase::DenseAndLoss, || bce_with_logits(&forward.logits, &y));
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bail!(
@@ -198,7 +205,8 @@ impl Fit<'_> {
                 );
             }
             totals.add(&forward.logits, &y, &loss);
-            self.optimizer.step(&forward.backward(model, &loss));
+            let grads = forward.backward(model, &loss);
+            profile::time(Phase::Adam, || self.optimizer.step(&grads));
             progress.step(step as u64 + 1, || {
                 let running = totals.means();
                 vec![("accuracy", running.accuracy), ("loss", running.loss)]
@@ -221,11 +229,13 @@ impl Fit<'_> {
     fn end_epoch(&mut self, state: &mut FitState, progress: EpochProgress) -> EpochDecision {
         let started = Instant::now();
         let trained = state.running.means();
-        let validated = evaluate(
-            self.model,
-            self.data.validation,
-            self.config.validation_batch_size,
-        );
+        let validated = profile::time(Phase::Validation, || {
+            evaluate(
+                self.model,
+                self.data.validation,
+                self.config.validation_batch_size,
+            )
+        });
         let record = EpochRecord {
             epoch: state.epoch,
             accuracy: trained.accuracy,
@@ -236,6 +246,11 @@ impl Fit<'_> {
             samples_per_second: self.samples() as f64 / state.epoch_seconds,
         };
         progress.finish(&record_metrics(&record));
+        if let Some(table) = profile::take_table(record.seconds) {
+            if self.verbosity != Verbosity::Silent {
+                println!("{table}");
+            }
+        }
         let decision = state.callbacks.after_epoch(
             &self.config.callbacks,
             &record,
