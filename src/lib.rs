@@ -19,6 +19,7 @@ pub mod inference;
 pub mod lock;
 pub mod model;
 pub mod optim;
+mod pool;
 pub mod profile;
 pub mod progress;
 pub mod run_folder;

@@ -17,6 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::model::tensor_slice::{as_mut_slice, as_slice};
 use crate::model::Parameters;
+use crate::pool::run_parallel;
 
 /// Adam's hyper-parameters (Keras's defaults are in `settings::defaults`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -118,13 +119,16 @@ impl Adam {
             epsilon: epsilon as f32,
         };
         tch::no_grad(|| {
+            let mut cpu = Vec::new();
             for (Slot { param, m, v }, g) in self.slots.iter_mut().zip(grads.iter()) {
                 let g = g.contiguous();
                 if param.device() == Device::Cpu && g.kind() == Kind::Float {
-                    // SAFETY: param, m, v and g are contiguous f32 CPU
-                    // tensors of the same size; only this optimiser writes
-                    // param, m and v, and no graph holds them during the step.
-                    unsafe { update_cpu(param, m, v, &g, constants, threads) };
+                    cpu.push((
+                        param.shallow_clone(),
+                        m.shallow_clone(),
+                        v.shallow_clone(),
+                        g,
+                    ));
                 } else {
                     let _ = m.lerp_(&g, 1.0 - beta_1);
                     let _ = v.lerp_(&(&g * &g), 1.0 - beta_2);
@@ -132,6 +136,10 @@ impl Adam {
                     *param -= &update;
                 }
             }
+            // SAFETY: param, m, v and g are contiguous f32 CPU tensors of
+            // the same size (checked in `update_cpu`); only this optimiser
+            // writes param, m and v, and no graph holds them during the step.
+            unsafe { update_cpu(&cpu, constants, threads) };
         });
     }
 }
@@ -147,42 +155,84 @@ struct StepConstants {
 /// Below this many elements a second thread costs more than it saves.
 const PARALLEL_MIN: usize = 1 << 16;
 
-/// The whole update in one pass over memory, in f32 as Keras computes it.
-/// On the 1.28M-element embedding, libtorch's op-by-op version makes eight
-/// passes and four temporaries per step, a large share of a CPU epoch.
+/// A parameter's range, its moments' and its gradient's, to update.
+struct Part<'a> {
+    p: &'a mut [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    g: &'a [f32],
+}
+
+impl<'a> Part<'a> {
+    /// The first `k` elements, and the rest.
+    fn split_at(self, k: usize) -> (Part<'a>, Part<'a>) {
+        let (p, p_rest) = self.p.split_at_mut(k);
+        let (m, m_rest) = self.m.split_at_mut(k);
+        let (v, v_rest) = self.v.split_at_mut(k);
+        let (g, g_rest) = self.g.split_at(k);
+        (
+            Part { p, m, v, g },
+            Part {
+                p: p_rest,
+                m: m_rest,
+                v: v_rest,
+                g: g_rest,
+            },
+        )
+    }
+}
+
+/// The whole update of all CPU parameters in one pass over memory, in f32
+/// as Keras computes it, with one call to the worker pool: their elements
+/// end to end are cut into one contiguous share per thread. On the
+/// 1.28M-element embedding, libtorch's op-by-op version makes eight passes
+/// and four temporaries per step, a large share of a CPU epoch; and a
+/// thread spawned per parameter per step cost 65-95 us each on a loaded
+/// machine (see `pool.rs`).
 ///
 /// # Safety
-/// `param`, `m`, `v` and `g` must be contiguous f32 CPU tensors of equal
+/// Each `(param, m, v, g)` must be contiguous f32 CPU tensors of equal
 /// size; nothing else may read or write param, m or v during the call.
 unsafe fn update_cpu(
-    param: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
-    g: &Tensor,
+    tensors: &[(Tensor, Tensor, Tensor, Tensor)],
     c: StepConstants,
     threads: usize,
 ) {
-    let n = param.numel();
-    assert!(
-        [m.numel(), v.numel(), g.numel()].iter().all(|&k| k == n),
-        "Adam: a gradient or moment differs in size from its parameter"
-    );
-    let (p, m, v, g) = (
-        as_mut_slice(param),
-        as_mut_slice(m),
-        as_mut_slice(v),
-        as_slice(g),
-    );
-    let threads = if n >= PARALLEL_MIN { threads.max(1) } else { 1 };
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts = p
-            .chunks_mut(chunk)
-            .zip(m.chunks_mut(chunk))
-            .zip(v.chunks_mut(chunk))
-            .zip(g.chunks(chunk));
-        for (((p, m), v), g) in parts {
-            scope.spawn(move || update_slice(p, m, v, g, c));
+    let total: usize = tensors.iter().map(|(p, ..)| p.numel()).sum();
+    let threads = if total >= PARALLEL_MIN {
+        threads.max(1)
+    } else {
+        1
+    };
+    let per_share = total.div_ceil(threads);
+    let mut shares: Vec<Vec<Part>> = (0..threads).map(|_| Vec::new()).collect();
+    let (mut share, mut room) = (0, per_share);
+    for (param, m, v, g) in tensors {
+        let n = param.numel();
+        assert!(
+            [m.numel(), v.numel(), g.numel()].iter().all(|&k| k == n),
+            "Adam: a gradient or moment differs in size from its parameter"
+        );
+        let mut part = Part {
+            p: as_mut_slice(param),
+            m: as_mut_slice(m),
+            v: as_mut_slice(v),
+            g: as_slice(g),
+        };
+        while !part.p.is_empty() {
+            let k = room.min(part.p.len());
+            let (head, rest) = part.split_at(k);
+            shares[share].push(head);
+            part = rest;
+            room -= k;
+            if room == 0 && share + 1 < threads {
+                (share, room) = (share + 1, per_share);
+            }
+        }
+    }
+    run_parallel(shares, |share| {
+        for part in share {
+            update_slice(part.p, part.m, part.v, part.g, c);
         }
     });
 }

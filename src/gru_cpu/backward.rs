@@ -9,8 +9,8 @@ use super::kernels::{Kernels, RawBwdStep};
 use super::matrix::{copy_rows, extent, gemm, sum_rows, Epilogue, Matrix, MatrixMut};
 use super::packed::{padded, Packed};
 use super::partition::split_rows;
-use super::pool::run_parallel;
 use super::{Engine, Gradients, GruWeights, InputMasks, Tape, CHUNK};
+use crate::pool::run_parallel;
 use std::ops::Range;
 
 /// The backward pass's buffers, kept in the tape between steps.

@@ -6,8 +6,8 @@ use super::kernels::{Kernels, RawFwdStep};
 use super::matrix::{copy_rows, extent, gemm, Epilogue, Matrix, MatrixMut};
 use super::packed::Packed;
 use super::partition::{row_blocks, split_rows};
-use super::pool::run_parallel;
 use super::{Engine, GruWeights, InputMasks, Masks, Sequences, Tape};
+use crate::pool::run_parallel;
 use std::ops::Range;
 
 /// Rows of one block of the evaluation recurrence: the block's state,

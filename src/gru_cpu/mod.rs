@@ -49,11 +49,11 @@
 //! recording the tape), `backward.rs` (backward through time, then the
 //! parameter and input gradients), `table.rs` (evaluation from the
 //! projection table), `matrix.rs` (the checked matrix helpers), `packed.rs`
-//! (the weights padded for the kernels), `partition.rs` and `pool.rs` (the
+//! (the weights padded for the kernels), `partition.rs` and the crate's `pool.rs` (the
 //! split over threads), `kernels.rs` and `simd.rs` (the SIMD code).
 //!
 //! Threads: `threads` counts the calling thread; the others are persistent
-//! workers (see `pool.rs`) that sleep between calls. Give the layer all
+//! workers (see `crate::pool`) that sleep between calls. Give the layer all
 //! cores: on the 2-core target, 2. libtorch's OpenMP threads spin for a
 //! while after each of its parallel ops and would then compete with ours;
 //! at these tiny sizes libtorch gains little from threads, so
@@ -75,7 +75,6 @@ mod kernels;
 mod matrix;
 mod packed;
 mod partition;
-mod pool;
 mod simd;
 mod table;
 #[cfg(test)]

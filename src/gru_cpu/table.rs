@@ -7,8 +7,8 @@ use super::forward::{recurrent_product, ForwardStep, EVAL_BLOCK};
 use super::matrix::{copy_rows, gemm, Epilogue, Matrix, MatrixMut};
 use super::packed::Packed;
 use super::partition::{row_blocks, RowBlock};
-use super::pool::run_parallel;
 use super::{Engine, GruWeights, TokenIds};
+use crate::pool::run_parallel;
 
 /// See [`Engine::projection_table`].
 pub(super) fn projection_table(engine: Engine, w: &GruWeights, embedding: &[f32]) -> Vec<f32> {

@@ -1,4 +1,5 @@
-//! A persistent pool of worker threads for the kernel's fork-join calls.
+//! A persistent pool of worker threads for fork-join calls: the GRU
+//! kernel's and the optimiser's.
 //!
 //! Spawning and joining a scoped thread costs 65-95 us on the 2-core VM
 //! this was tuned on (measured), against about 5 us to wake a parked worker:
@@ -12,7 +13,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// Runs `f` on every job in parallel: the first on the calling thread,
 /// the others on the persistent workers (see [`run`]).
-pub(super) fn run_parallel<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync) {
+pub(crate) fn run_parallel<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync) {
     if jobs.len() <= 1 {
         jobs.into_iter().for_each(f);
         return;
