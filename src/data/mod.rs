@@ -10,6 +10,7 @@ mod npy;
 mod pad;
 mod prepare;
 mod report;
+pub mod texts;
 mod tokenize;
 mod vocab;
 
@@ -139,8 +140,11 @@ pub fn run_data_command(cfg: &DataConfig, export: Option<&Path>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     report::print_report(
         &mut out,
-        &prepared.dataset,
-        &prepared.stats,
+        &report::Arrays {
+            dataset: &prepared.dataset,
+            stats: &prepared.stats,
+            class_names: &IMDB_CLASSES.map(str::to_owned),
+        },
         cfg.max_features,
         elapsed,
         origin,
@@ -156,6 +160,9 @@ pub fn run_data_command(cfg: &DataConfig, export: Option<&Path>) -> Result<()> {
     }
     Ok(())
 }
+
+/// IMDB's classes: `y` is 0 for `neg` and 1 for `pos`.
+const IMDB_CLASSES: [&str; 2] = ["neg", "pos"];
 
 fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
     let source = Source::parse(&cfg.url)?;
