@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::data::texts::MAX_CLASSES;
 use crate::data::DataConfig;
 use crate::device::Placement;
 use crate::optim::AdamConfig;
@@ -56,6 +57,15 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Fraction of the GRU's recurrent state dropped in training.
     pub recurrent_dropout: f64,
+    /// Classes of the data: two keep Keras's binary head (one sigmoid
+    /// unit), more take one softmax unit each. The data sets it; configs
+    /// saved before there were other classes are IMDB's two.
+    #[serde(default = "two_classes")]
+    pub classes: usize,
+}
+
+fn two_classes() -> usize {
+    2
 }
 
 impl ModelConfig {
@@ -65,6 +75,11 @@ impl ModelConfig {
         check_max_features(self.max_features)?;
         at_least_one("--embedding-dim", self.embedding_dim)?;
         at_least_one("--units", self.units)?;
+        ensure!(
+            (2..=MAX_CLASSES).contains(&self.classes),
+            "a model has 2 to {MAX_CLASSES} classes, got {}",
+            self.classes
+        );
         for (flag, p) in [
             ("--dropout", self.dropout),
             ("--recurrent-dropout", self.recurrent_dropout),
@@ -72,6 +87,15 @@ impl ModelConfig {
             ensure!((0.0..1.0).contains(&p), "{flag} must be in [0, 1), got {p}");
         }
         Ok(())
+    }
+
+    /// Units of the dense head: one sigmoid unit for two classes (Keras's
+    /// binary model), else one softmax unit per class.
+    pub fn outputs(&self) -> usize {
+        match self.classes {
+            2 => 1,
+            n => n,
+        }
     }
 }
 

@@ -360,6 +360,8 @@ impl TryFrom<&TrainFlags> for TrainSettings {
             units: flags.model.units,
             dropout: flags.model.dropout,
             recurrent_dropout: flags.model.recurrent_dropout,
+            // A user's texts may have more; training sets it from the data.
+            classes: 2,
         };
         let fit = &flags.fit;
         let train = TrainConfig {

@@ -14,7 +14,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::evaluation::{bce_with_logits, evaluate, RunningTotals, SplitTensors, Totals};
+use crate::evaluation::{evaluate, loss_with_logits, RunningTotals, SplitTensors, Totals};
 use crate::model::SentimentModel;
 use crate::optim::Adam;
 use crate::progress::{EpochProgress, Verbosity};
@@ -187,7 +187,7 @@ impl Fit<'_> {
             let idx = order.narrow(0, step as i64 * self.config.batch_size as i64, len);
             let (x, y) = (train.x.index_select(0, &idx), train.y.index_select(0, &idx));
             let forward = model.forward_train(&x, &masks);
-            let loss = bce_with_logits(&forward.logits, &y);
+            let loss = loss_with_logits(&forward.logits, &y);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bail!(
