@@ -7,6 +7,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 
 use super::TrainFlags;
+use crate::data::texts::{EmptyTexts, Header};
 use crate::data::DataConfig;
 use crate::device::{DeviceChoice, Placement};
 use crate::progress::Verbosity;
@@ -160,10 +161,60 @@ fn fixed_flags(flags: &TrainFlags, saved: &RunConfig) -> Vec<(&'static str, Stri
     pairs.into_iter().chain(callbacks).collect()
 }
 
+/// Each flag of a user's texts, as given and as the run was trained (on
+/// IMDB, each as if not given).
+fn text_flags(flags: &TrainFlags, saved: &RunConfig) -> Vec<(&'static str, String, String)> {
+    let given = &flags.texts;
+    let files = saved.texts.as_ref().map(|t| &t.files);
+    let table = files.map(|f| &f.table);
+    vec![
+        (
+            "train_file",
+            format!("{:?}", given.train_file),
+            format!("{:?}", files.map(|f| &f.train_file)),
+        ),
+        (
+            "test_file",
+            format!("{:?}", given.test_file),
+            format!("{:?}", files.and_then(|f| f.test_file.as_ref())),
+        ),
+        (
+            "delimiter",
+            format!("{:?}", given.delimiter),
+            format!("{:?}", table.and_then(|t| t.delimiter)),
+        ),
+        (
+            "no_header",
+            given.no_header.to_string(),
+            table
+                .is_some_and(|t| t.header == Header::Absent)
+                .to_string(),
+        ),
+        (
+            "text_column",
+            format!("{:?}", given.text_column),
+            format!("{:?}", table.and_then(|t| t.text_column.as_ref())),
+        ),
+        (
+            "label_column",
+            format!("{:?}", given.label_column),
+            format!("{:?}", table.and_then(|t| t.label_column.as_ref())),
+        ),
+        (
+            "refuse_empty_texts",
+            given.refuse_empty_texts.to_string(),
+            files
+                .is_some_and(|f| f.empty_texts == EmptyTexts::Refuse)
+                .to_string(),
+        ),
+    ]
+}
+
 /// Refuses every given flag that differs from the run's own setting.
 fn refuse_changes(flags: &TrainFlags, saved: &RunConfig, given: &HashSet<String>) -> Result<()> {
     let changed: Vec<String> = fixed_flags(flags, saved)
         .into_iter()
+        .chain(text_flags(flags, saved))
         .filter(|(id, now, then)| given.contains(*id) && now != then)
         .map(|(id, _, _)| format!("--{}", id.replace('_', "-")))
         .collect();
@@ -219,6 +270,7 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
     };
     Ok(TrainSettings {
         data,
+        texts: saved.texts.map(|t| t.files),
         model: saved.model,
         train,
         seed: saved.seed,

@@ -131,9 +131,16 @@ pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset> {
     Ok(load(cfg)?.0.dataset)
 }
 
-/// The `data` subcommand: `load_dataset`, the report, and an optional
-/// `.npy` export.
-pub fn run_data_command(cfg: &DataConfig, export: Option<&Path>) -> Result<()> {
+/// The `data` subcommand: `load_dataset` (or, with `texts`, a user's
+/// texts), the report, and an optional `.npy` export.
+pub fn run_data_command(
+    cfg: &DataConfig,
+    texts: Option<texts::TextFiles>,
+    export: Option<&Path>,
+) -> Result<()> {
+    if let Some(files) = texts {
+        return texts::run_texts_data_command(&texts::TextsConfig::new(cfg, files), export);
+    }
     let started = Instant::now();
     let (prepared, origin) = load(cfg)?;
     let elapsed = started.elapsed();

@@ -37,7 +37,7 @@ use crate::lock::FileLock;
 use crate::settings::RunOutputs;
 use crate::train::EpochRecord;
 pub use checkpoint::{read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints};
-pub use config::RunConfig;
+pub use config::{RunConfig, TextsSource};
 pub use history::HEADER as HISTORY_HEADER;
 pub use results::{RunResults, RunStatus, TestResult};
 pub use weights::load_weights;

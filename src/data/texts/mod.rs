@@ -28,7 +28,7 @@ use super::cache::{self, CacheKey};
 use super::lock::DataDirLock;
 use super::prepare::{prepare_texts, Prepared, RawText, Shape, TextSink};
 use super::report::{self, Origin};
-use super::{export_npy, Dataset, Split};
+use super::{export_npy, DataConfig, Dataset, Split};
 use crate::atomic::write_atomically;
 use labels::{Classes, LabelSet};
 
@@ -118,6 +118,19 @@ pub struct TextsConfig {
     pub progress: bool,
 }
 
+impl TextsConfig {
+    /// `files`, cached in and shaped as `data` says.
+    pub fn new(data: &DataConfig, files: TextFiles) -> TextsConfig {
+        TextsConfig {
+            data_dir: data.data_dir.clone(),
+            files,
+            max_features: data.max_features,
+            maxlen: data.maxlen,
+            progress: data.progress,
+        }
+    }
+}
+
 /// The arrays of a user's texts and the names of their classes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextsDataset {
@@ -172,10 +185,11 @@ pub fn run_texts_data_command(cfg: &TextsConfig, export: Option<&Path>) -> Resul
     Ok(())
 }
 
-/// The class names as a JSON array, by class; in exports and run folders.
-pub const LABELS_FILE: &str = "labels.json";
+/// The class names beside an export, as a JSON array, by class.
+const LABELS_FILE: &str = "labels.json";
 
-/// Writes class names as a JSON array, atomically.
+/// Writes class names as a JSON array, atomically (in exports and run
+/// folders).
 pub fn save_class_names(path: &Path, names: &[String]) -> Result<()> {
     write_json(path, &names)
 }
