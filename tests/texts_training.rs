@@ -49,6 +49,20 @@ fn s(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// Trains on the CPU from `source` with `shape` flags, into `dir/run`
+/// unless they name a --run-dir, caching in `dir/data`; returns (exit
+/// code, stdout, stderr).
+fn train_cli(dir: &Path, source: &[&str], shape: &[&str]) -> (Option<i32>, String, String) {
+    let (data, run) = (s(&dir.join("data")), s(&dir.join("run")));
+    let fixed = ["--data-dir", &data, "--device", "cpu", "--verbose", "2"];
+    let mut args: Vec<&str> = fixed.into_iter().chain(source.iter().copied()).collect();
+    args.extend(shape);
+    if !shape.contains(&"--run-dir") {
+        args.extend(["--run-dir", &run]);
+    }
+    run_cli(&args)
+}
+
 /// The last weights of the run in `run`, on the CPU.
 fn trained(run: &Path) -> TrainedModel {
     let placement = Placement::resolve(DeviceChoice::Cpu, GruChoice::Auto, 0.0, 1).unwrap();
@@ -62,40 +76,27 @@ fn a_generated_three_class_set_trains_above_chance_and_predict_names_the_classes
     three_topic_csv(&train, 900, 1);
     three_topic_csv(&test, 300, 2);
     let run = tmp.path().join("run");
-    let (code, stdout, stderr) = run_cli(&[
-        "--data-dir",
-        &s(&tmp.path().join("data")),
-        "--train-file",
-        &s(&train),
-        "--test-file",
-        &s(&test),
-        "--maxlen",
-        "12",
-        "--embedding-dim",
-        "16",
-        "--units",
-        "16",
-        "--epochs",
-        "4",
-        "--seed",
-        "1",
-        "--threads",
-        "2",
-        "--device",
-        "cpu",
-        "--verbose",
-        "2",
-        "--run-dir",
-        &s(&run),
-    ]);
+    let (code, stdout, stderr) = train_cli(
+        tmp.path(),
+        &["--train-file", &s(&train), "--test-file", &s(&test)],
+        &[
+            "--maxlen",
+            "12",
+            "--embedding-dim",
+            "16",
+            "--units",
+            "16",
+            "--epochs",
+            "4",
+            "--seed",
+            "1",
+            "--threads",
+            "2",
+        ],
+    );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("Classes (train): food "), "{stderr}");
-    let accuracy: f64 = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Test accuracy: "))
-        .expect("a test accuracy")
-        .parse()
-        .unwrap();
+    let accuracy: f64 = test_accuracy(&stdout).parse().unwrap();
     assert!(accuracy > 0.8, "chance is 1/3, got {accuracy}");
 
     let trained = trained(&run);
@@ -132,32 +133,24 @@ fn two_string_classes_keep_one_sigmoid_unit_and_validation_split_needs_no_test_f
         .collect();
     std::fs::write(&file, rows).unwrap();
     let run = tmp.path().join("run");
-    let (code, stdout, stderr) = run_cli(&[
-        "--data-dir",
-        &s(&tmp.path().join("data")),
-        "--train-file",
-        &s(&file),
-        "--validation-split",
-        "0.25",
-        "--maxlen",
-        "4",
-        "--embedding-dim",
-        "4",
-        "--units",
-        "4",
-        "--epochs",
-        "1",
-        "--seed",
-        "1",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--verbose",
-        "2",
-        "--run-dir",
-        &s(&run),
-    ]);
+    let (code, stdout, stderr) = train_cli(
+        tmp.path(),
+        &["--train-file", &s(&file), "--validation-split", "0.25"],
+        &[
+            "--maxlen",
+            "4",
+            "--embedding-dim",
+            "4",
+            "--units",
+            "4",
+            "--epochs",
+            "1",
+            "--seed",
+            "1",
+            "--threads",
+            "1",
+        ],
+    );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stdout.contains("Test accuracy"), "{stdout}");
     assert!(
@@ -227,15 +220,8 @@ fn topic_files(dir: &Path) -> TopicFiles {
 impl TopicFiles {
     /// Trains 3 epochs into `run` with `extra` flags.
     fn train(&self, run: &str, extra: &[&str]) -> (Option<i32>, String, String) {
-        let (data, run) = (s(&self.dir.join("data")), s(&self.dir.join(run)));
-        let (train, test) = (s(&self.train), s(&self.test));
-        let mut args = vec![
-            "--data-dir",
-            &data,
-            "--train-file",
-            &train,
-            "--test-file",
-            &test,
+        let (train, test, run) = (s(&self.train), s(&self.test), s(&self.dir.join(run)));
+        let mut shape = vec![
             "--maxlen",
             "12",
             "--embedding-dim",
@@ -250,15 +236,12 @@ impl TopicFiles {
             "5",
             "--threads",
             "1",
-            "--device",
-            "cpu",
-            "--verbose",
-            "2",
             "--run-dir",
             &run,
         ];
-        args.extend(extra);
-        run_cli(&args)
+        shape.extend(extra);
+        let source = ["--train-file", &train, "--test-file", &test];
+        train_cli(&self.dir, &source, &shape)
     }
 
     fn resume(&self, run: &str, extra: &[&str]) -> (Option<i32>, String, String) {
