@@ -1,6 +1,7 @@
 //! Training on a user's texts: more than two classes get a softmax head of
 //! one unit per class whose CPU-kernel gradients are the reference's, a
-//! generated three-class set trains well above chance, and predict prints
+//! generated three-class set trains well above chance, evaluate reads the
+//! run's test file, and predict prints
 //! the class names; `--validation-split` holds out the last rows; a run
 //! stopped anywhere and resumed ends as one never stopped, and a changed
 //! file is refused on resuming.
@@ -63,6 +64,25 @@ fn train_cli(dir: &Path, source: &[&str], shape: &[&str]) -> (Option<i32>, Strin
     run_cli(&args)
 }
 
+/// `evaluate` of the run in `run`, one pass at batch 32, caching in
+/// `dir/data`.
+fn evaluate(run: &Path, dir: &Path) -> (Option<i32>, String, String) {
+    let (run, data) = (s(run), s(&dir.join("data")));
+    run_cli(&[
+        "evaluate",
+        "--run-dir",
+        &run,
+        "--data-dir",
+        &data,
+        "--repeats",
+        "1",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+    ])
+}
+
 /// The last weights of the run in `run`, on the CPU.
 fn trained(run: &Path) -> TrainedModel {
     let placement = Placement::resolve(DeviceChoice::Cpu, GruChoice::Auto, 0.0, 1).unwrap();
@@ -98,6 +118,15 @@ fn a_generated_three_class_set_trains_above_chance_and_predict_names_the_classes
     assert!(stderr.contains("Classes (train): food "), "{stderr}");
     let accuracy: f64 = test_accuracy(&stdout).parse().unwrap();
     assert!(accuracy > 0.8, "chance is 1/3, got {accuracy}");
+    let evaluated = evaluate(&run, tmp.path());
+    assert_eq!(evaluated.0, Some(0), "{}", evaluated.2);
+    assert!(
+        evaluated
+            .1
+            .contains(&format!("accuracy {}", test_accuracy(&stdout))),
+        "evaluate reads the run's test file: {}",
+        evaluated.1
+    );
 
     let trained = trained(&run);
     assert_eq!(trained.class_names, ["food", "sports", "tech"]);
@@ -162,6 +191,9 @@ fn two_string_classes_keep_one_sigmoid_unit_and_validation_split_needs_no_test_f
     let trained = trained(&run);
     assert_eq!(trained.model.dense_kernel.size(), [4, 1]);
     assert_eq!(trained.class_names, ["no", "yes"]);
+    let (code, _, stderr) = evaluate(&run, tmp.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no test set to evaluate on"), "{stderr}");
     let (code, stdout, _) = run_cli(&["predict", "--run-dir", &s(&run), "good"]);
     assert_eq!(code, Some(0));
     let label = stdout.split('\t').nth(1).unwrap();
