@@ -1,10 +1,10 @@
 //! Training on a user's texts: more than two classes get a softmax head of
 //! one unit per class whose CPU-kernel gradients are the reference's, a
 //! generated three-class set trains well above chance, evaluate reads the
-//! run's test file, and predict prints
-//! the class names; `--validation-split` holds out the last rows; a run
-//! stopped anywhere and resumed ends as one never stopped, and a changed
-//! file is refused on resuming.
+//! run's test file, and predict prints the class names;
+//! `--validation-split` holds out the last rows; a run stopped anywhere and
+//! resumed ends as one never stopped, and a changed file is refused on
+//! resuming.
 mod common;
 
 use std::path::{Path, PathBuf};
