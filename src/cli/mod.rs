@@ -47,8 +47,8 @@ pub enum Command {
     Train(Box<TrainFlags>),
     /// Download and prepare the IMDB arrays, print what Keras's load_data prints.
     Data(DataFlags),
-    /// Print the positive-class probability and label of review texts, with a
-    /// trained run's model.
+    /// Print the label of review texts and its probability (for two classes,
+    /// the positive class's), with a trained run's model.
     Predict(PredictFlags),
     /// Evaluate a trained run on the test set: loss, accuracy and reviews/s.
     Evaluate(EvaluateFlags),
