@@ -1,5 +1,6 @@
 //! `model.evaluate(...)`, and the sums both it and training keep: mean
-//! binary cross-entropy and accuracy over batches, weighted by samples.
+//! loss (binary, or sparse categorical, cross-entropy) and accuracy over
+//! batches, weighted by samples.
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -7,7 +8,7 @@ use crate::data::Split;
 use crate::model::SentimentModel;
 
 /// A split as tensors on the training device: ids `[n, T]` (int64) and
-/// labels `[n]` (float 0/1).
+/// labels `[n]` (float: 0/1, or the class number).
 pub struct SplitTensors {
     pub x: Tensor,
     pub y: Tensor,
@@ -106,8 +107,11 @@ impl Totals {
     pub fn add(&mut self, logits: &Tensor, labels: &Tensor, mean_loss: &Tensor) {
         tch::no_grad(|| {
             let n = labels.size()[0];
-            let hits = logits
-                .gt(0.0)
+            let predicted = match logits.dim() {
+                1 => logits.gt(0.0),
+                _ => logits.argmax(-1, false),
+            };
+            let hits = predicted
                 .to_kind(Kind::Float)
                 .eq_tensor(labels)
                 .sum(Kind::Double);
@@ -122,8 +126,14 @@ impl Totals {
     }
 }
 
-pub(crate) fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, Reduction::Mean)
+/// The batch mean of Keras's loss: binary cross-entropy for one sigmoid
+/// unit (logits `[B]`), sparse categorical cross-entropy for softmax units
+/// (logits `[B, classes]`, labels the class numbers).
+pub(crate) fn loss_with_logits(logits: &Tensor, labels: &Tensor) -> Tensor {
+    match logits.dim() {
+        1 => logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, Reduction::Mean),
+        _ => logits.cross_entropy_for_logits(&labels.to_kind(Kind::Int64)),
+    }
 }
 
 /// `model.evaluate(x, y, batch_size)`: inference mode, no dropout.
@@ -136,7 +146,7 @@ pub fn evaluate(model: &SentimentModel, data: &SplitTensors, batch_size: usize) 
         let len = (batch_size as i64).min(n - start);
         let logits = inference.logits(&data.x.narrow(0, start, len));
         let labels = data.y.narrow(0, start, len);
-        totals.add(&logits, &labels, &bce_with_logits(&logits, &labels));
+        totals.add(&logits, &labels, &loss_with_logits(&logits, &labels));
         start += len;
     }
     totals.means()

@@ -1,17 +1,19 @@
 //! A trained model loaded back from its run folder, with what turns review
 //! texts into its inputs, for `predict` and `evaluate`.
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::{self, Vocabulary};
 use crate::device::Placement;
 use crate::model::SentimentModel;
-use crate::run_folder::{RunConfig, RunFolder, WeightsChoice};
+use crate::run_folder::{RunConfig, RunFolder, WeightsChoice, LABELS_FILE};
 
 pub struct TrainedModel {
     pub model: SentimentModel,
     pub vocab: Vocabulary,
     pub config: RunConfig,
+    /// By class; IMDB runs (no `labels.json`) are negative and positive.
+    pub class_names: Vec<String>,
     _vs: nn::VarStore,
 }
 
@@ -25,6 +27,17 @@ impl TrainedModel {
     ) -> Result<TrainedModel> {
         let config = folder.load_config()?;
         let vocab = folder.load_vocabulary()?;
+        let class_names = folder
+            .load_labels()?
+            .unwrap_or_else(|| vec!["negative".to_owned(), "positive".to_owned()]);
+        if class_names.len() != config.model.classes {
+            bail!(
+                "{} names {} classes, but the model has {}",
+                folder.dir().join(LABELS_FILE).display(),
+                class_names.len(),
+                config.model.classes
+            );
+        }
         let mut vs = nn::VarStore::new(placement.device);
         let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
         let weights = folder.load_weights(&mut vs, which)?;
@@ -34,6 +47,7 @@ impl TrainedModel {
             model,
             vocab,
             config,
+            class_names,
             _vs: vs,
         })
     }
@@ -51,13 +65,19 @@ impl TrainedModel {
             .to_device(self.model.device)
     }
 
-    /// Probability of the positive class for each text.
-    pub fn predict(&self, texts: &[String]) -> Vec<f64> {
+    /// The probability of each class for each text.
+    pub fn predict(&self, texts: &[String]) -> Vec<Vec<f64>> {
         if texts.is_empty() {
             return Vec::new();
         }
         let probabilities = self.model.inference().probabilities(&self.encode(texts));
-        Vec::<f64>::try_from(probabilities.to_kind(Kind::Double).to_device(Device::Cpu))
-            .expect("probabilities are a 1-d tensor")
+        let probabilities = probabilities.to_kind(Kind::Double).to_device(Device::Cpu);
+        match probabilities.dim() {
+            1 => {
+                let positive = Vec::<f64>::try_from(probabilities).expect("a 1-d tensor");
+                positive.into_iter().map(|p| vec![1.0 - p, p]).collect()
+            }
+            _ => Vec::<Vec<f64>>::try_from(probabilities).expect("a 2-d tensor"),
+        }
     }
 }

@@ -44,6 +44,7 @@ fn run() -> Result<TrainOutcome> {
         }
         Some(Command::Data(flags)) => done(data::run_data_command(
             &flags.settings()?,
+            flags.texts.files(),
             flags.export.as_deref(),
         )),
         Some(Command::Predict(flags)) => done(predict::predict_command(&flags.try_into()?)),

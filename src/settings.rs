@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::data::texts::{TextFiles, MAX_CLASSES};
 use crate::data::DataConfig;
 use crate::device::Placement;
 use crate::optim::AdamConfig;
@@ -56,6 +57,15 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Fraction of the GRU's recurrent state dropped in training.
     pub recurrent_dropout: f64,
+    /// Classes of the data: two keep Keras's binary head (one sigmoid
+    /// unit), more take one softmax unit each. The data sets it; configs
+    /// saved before there were other classes are IMDB's two.
+    #[serde(default = "two_classes")]
+    pub classes: usize,
+}
+
+fn two_classes() -> usize {
+    2
 }
 
 impl ModelConfig {
@@ -65,6 +75,11 @@ impl ModelConfig {
         check_max_features(self.max_features)?;
         at_least_one("--embedding-dim", self.embedding_dim)?;
         at_least_one("--units", self.units)?;
+        ensure!(
+            (2..=MAX_CLASSES).contains(&self.classes),
+            "a model has 2 to {MAX_CLASSES} classes, got {}",
+            self.classes
+        );
         for (flag, p) in [
             ("--dropout", self.dropout),
             ("--recurrent-dropout", self.recurrent_dropout),
@@ -72,6 +87,15 @@ impl ModelConfig {
             ensure!((0.0..1.0).contains(&p), "{flag} must be in [0, 1), got {p}");
         }
         Ok(())
+    }
+
+    /// Units of the dense head: one sigmoid unit for two classes (Keras's
+    /// binary model), else one softmax unit per class.
+    pub fn outputs(&self) -> usize {
+        match self.classes {
+            2 => 1,
+            n => n,
+        }
     }
 }
 
@@ -236,6 +260,9 @@ pub struct RunOutputs {
 #[derive(Debug, Clone)]
 pub struct TrainSettings {
     pub data: DataConfig,
+    /// A user's texts instead of IMDB (`data` then gives their cache folder
+    /// and shape).
+    pub texts: Option<TextFiles>,
     pub model: ModelConfig,
     pub train: TrainConfig,
     /// Seeds libtorch's generator: weights, dropout masks and shuffling.
@@ -326,15 +353,22 @@ pub fn check_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
-/// Reviews per IMDB split, what the memory estimate counts on.
-const REVIEWS_PER_SPLIT: f64 = 25_000.0;
+/// Reviews in IMDB's two splits, what the memory estimate counts on
+/// before a user's texts are read.
+pub const IMDB_REVIEWS: usize = 50_000;
 
 /// Refuses settings whose training cannot fit in the memory available now,
 /// before anything is allocated, naming the flag that asks for the most.
 /// The estimate counts the prepared arrays, the parameters with their
 /// gradients and Adam's two moments, the evaluation table, and one batch's
 /// record of the recurrence; what libtorch adds on top is small beside it.
-pub fn check_memory(data: &DataConfig, model: &ModelConfig, train: &TrainConfig) -> Result<()> {
+/// `samples` counts the texts of both splits.
+pub fn check_memory(
+    data: &DataConfig,
+    model: &ModelConfig,
+    train: &TrainConfig,
+    samples: usize,
+) -> Result<()> {
     let Some(available) = available_memory() else {
         return Ok(());
     };
@@ -348,7 +382,7 @@ pub fn check_memory(data: &DataConfig, model: &ModelConfig, train: &TrainConfig)
     // Parameter, gradient and two moments per weight.
     let per_weight = 4.0 * F32;
     let needs = [
-        ("--maxlen", 2.0 * REVIEWS_PER_SPLIT * t * (4.0 + 8.0)),
+        ("--maxlen", samples as f64 * t * (4.0 + 8.0)),
         ("--max-features", n * d * per_weight + n * 3.0 * h * F32),
         ("--units", (3.0 * h * (d + h + 2.0) + h + 1.0) * per_weight),
         ("--batch-size", b * t * (14.0 * h + 4.0 * d) * F32),
@@ -378,6 +412,17 @@ fn available_memory() -> Option<f64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024.0)
+}
+
+/// A user's texts need something to validate on: a test file, or a part
+/// of the training file.
+pub fn check_texts_validation(texts: &TextFiles, train: &TrainConfig) -> Result<()> {
+    ensure!(
+        texts.test_file.is_some() || train.validation_split.is_some(),
+        "--train-file {} needs --test-file or --validation-split: there is nothing to validate on",
+        texts.train_file.display()
+    );
+    Ok(())
 }
 
 /// `--data-sha256`: 64 hex digits.

@@ -23,6 +23,7 @@ fn small_config(dropout: f64, recurrent_dropout: f64) -> ModelConfig {
         units: 4,
         dropout,
         recurrent_dropout,
+        classes: 2,
     }
 }
 

@@ -87,7 +87,10 @@ fn a_run_stopped_anywhere_and_resumed_has_the_history_of_one_never_stopped() {
     }
 }
 
-const EPOCHS: usize = 300;
+/// Long enough (seconds of training) that the kills below cannot all
+/// miss it.
+const EPOCHS: usize = 600;
+const KILLS: usize = 16;
 
 #[test]
 fn a_run_killed_again_and_again_and_resumed_each_time_ends_as_one_never_killed() {
@@ -97,28 +100,31 @@ fn a_run_killed_again_and_again_and_resumed_each_time_ends_as_one_never_killed()
     let resumed: Vec<String> = ["train", "--resume", &f.path("killed"), "--verbose", "0"]
         .map(String::from)
         .to_vec();
-    let mut kills = 0;
-    // Kill times from a fixed pseudo-random sequence: 50 to 550 ms, so
-    // kills land in start-up, data loading, steps, validation and saving.
+    // Kill times from a fixed pseudo-random sequence, 50 to 550 ms after
+    // each start, so kills land in start-up, data loading, steps,
+    // validation and saving; after KILLS of them the run may finish.
     let mut seed: u64 = 12345;
-    loop {
+    for kills in 0.. {
         let started = f.root.join("killed/config.json").exists();
         let mut child = spawn(&f, if started { &resumed } else { &first });
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        let delay = 50 + (seed >> 33) % 500;
-        std::thread::sleep(Duration::from_millis(delay));
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            assert!(status.success(), "{stderr}");
+        if kills == KILLS {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             break;
         }
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(50 + (seed >> 33) % 500));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before kill {kills}: make it longer"
+        );
         child.kill().unwrap();
         child.wait().unwrap();
-        kills += 1;
-        assert!(kills < 200, "the run never finished");
     }
-    assert!(kills >= 12, "only {kills} kills");
     assert_eq!(history_of(&f, "killed"), history_of(&f, "whole"));
     let run = f.root.join("killed");
     let left: Vec<String> = all_paths(&run)

@@ -13,15 +13,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use crate::data::texts::{self, Column, EmptyTexts, Header, TableOptions, TextFiles};
 use crate::data::{DataConfig, CANONICAL_URL};
 use crate::device::{available_threads, DeviceChoice, GruChoice, Placement};
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 use crate::run_folder::WeightsChoice;
 use crate::settings::{
-    check_memory, check_passes, check_sha256, check_threads, defaults, CallbackConfig,
-    EvaluateData, EvaluateSettings, ModelConfig, Monitor, PredictSettings, ReduceLrOnPlateau,
-    RunOutputs, TrainConfig, TrainSettings,
+    check_memory, check_passes, check_sha256, check_texts_validation, check_threads, defaults,
+    CallbackConfig, EvaluateData, EvaluateSettings, ModelConfig, Monitor, PredictSettings,
+    ReduceLrOnPlateau, RunOutputs, TrainConfig, TrainSettings, IMDB_REVIEWS,
 };
 
 #[derive(Parser, Debug)]
@@ -46,8 +47,8 @@ pub enum Command {
     Train(Box<TrainFlags>),
     /// Download and prepare the IMDB arrays, print what Keras's load_data prints.
     Data(DataFlags),
-    /// Print the positive-class probability and label of review texts, with a
-    /// trained run's model.
+    /// Print the label of review texts and its probability (for two classes,
+    /// the positive class's), with a trained run's model.
     Predict(PredictFlags),
     /// Evaluate a trained run on the test set: loss, accuracy and reviews/s.
     Evaluate(EvaluateFlags),
@@ -67,6 +68,59 @@ pub struct DataSourceFlags {
     /// archive's for the canonical URL; for evaluate, the run's].
     #[arg(long)]
     pub data_sha256: Option<String>,
+}
+
+/// A user's own labelled texts instead of IMDB.
+#[derive(Args, Debug, Clone)]
+pub struct TextFileFlags {
+    /// Train on this file instead of IMDB: .csv, .tsv, .jsonl, or a folder
+    /// with one sub-folder of .txt files per class.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data_url", "data_sha256"])]
+    pub train_file: Option<PathBuf>,
+    /// Test on this file (same format as --train-file).
+    #[arg(long, value_name = "FILE", requires = "train_file")]
+    pub test_file: Option<PathBuf>,
+    /// Field delimiter of --train-file and --test-file (one character, or
+    /// 'tab') [default: from the extension].
+    #[arg(long, value_parser = texts::parse_delimiter, requires = "train_file")]
+    pub delimiter: Option<u8>,
+    /// The first row of a CSV/TSV file is a row, not the column names.
+    #[arg(long, requires = "train_file")]
+    pub no_header: bool,
+    /// Column of the texts: header name (JSON key) or 0-based position
+    /// [default: 'text', or the first of two columns].
+    #[arg(long, requires = "train_file")]
+    pub text_column: Option<Column>,
+    /// Column of the labels: header name (JSON key) or 0-based position
+    /// [default: 'label', or the second of two columns].
+    #[arg(long, requires = "train_file")]
+    pub label_column: Option<Column>,
+    /// An empty text is an error instead of a counted warning.
+    #[arg(long, requires = "train_file")]
+    pub refuse_empty_texts: bool,
+}
+
+impl TextFileFlags {
+    /// The files and how to read them; `None` for IMDB.
+    pub fn files(&self) -> Option<TextFiles> {
+        Some(TextFiles {
+            train_file: self.train_file.clone()?,
+            test_file: self.test_file.clone(),
+            table: TableOptions {
+                delimiter: self.delimiter,
+                header: match self.no_header {
+                    true => Header::Absent,
+                    false => Header::Present,
+                },
+                text_column: self.text_column.clone(),
+                label_column: self.label_column.clone(),
+            },
+            empty_texts: match self.refuse_empty_texts {
+                true => EmptyTexts::Refuse,
+                false => EmptyTexts::Warn,
+            },
+        })
+    }
 }
 
 /// How the reviews are shaped into ids.
@@ -106,6 +160,8 @@ pub struct WeightsFlags {
 pub struct TrainFlags {
     #[command(flatten)]
     pub source: DataSourceFlags,
+    #[command(flatten)]
+    pub texts: TextFileFlags,
     #[command(flatten)]
     pub shape: DataShapeFlags,
     #[command(flatten)]
@@ -192,9 +248,10 @@ pub struct FitFlags {
     /// Adam epsilon.
     #[arg(long, default_value_t = defaults::EPSILON)]
     pub epsilon: f64,
-    /// Validate on this last fraction of the training reviews (in a fixed
-    /// shuffled order) instead of on the test set, as Keras's
-    /// validation_split does.
+    /// Validate on this last fraction of the training reviews instead of on
+    /// the test set, as Keras's validation_split does: of IMDB's in a fixed
+    /// shuffled order (its arrays are sorted by label), of --train-file's
+    /// in the file's order.
     #[arg(long, value_name = "FRACTION")]
     pub validation_split: Option<f64>,
 }
@@ -261,6 +318,8 @@ impl CallbackFlags {
 pub struct DataFlags {
     #[command(flatten)]
     pub source: DataSourceFlags,
+    #[command(flatten)]
+    pub texts: TextFileFlags,
     #[command(flatten)]
     pub shape: DataShapeFlags,
     /// Also write x_train.npy, y_train.npy, x_test.npy, y_test.npy (int32) here.
@@ -358,37 +417,23 @@ impl TryFrom<&TrainFlags> for TrainSettings {
 
     fn try_from(flags: &TrainFlags) -> Result<TrainSettings> {
         let verbosity = Verbosity::from_keras(flags.verbose);
-        let model = ModelConfig {
-            max_features: flags.shape.max_features,
-            embedding_dim: flags.model.embedding_dim,
-            units: flags.model.units,
-            dropout: flags.model.dropout,
-            recurrent_dropout: flags.model.recurrent_dropout,
-        };
-        let fit = &flags.fit;
-        let train = TrainConfig {
-            epochs: fit.epochs,
-            batch_size: fit.batch_size,
-            validation_batch_size: fit.validation_batch_size.unwrap_or(fit.batch_size),
-            adam: AdamConfig {
-                learning_rate: fit.learning_rate,
-                beta_1: fit.beta_1,
-                beta_2: fit.beta_2,
-                epsilon: fit.epsilon,
-            },
-            validation_split: fit.validation_split,
-            callbacks: flags.callbacks.config(),
-        };
+        let (model, train) = (flags.model_config(), flags.train_config());
         let data = flags
             .source
             .config(&flags.shape, verbosity != Verbosity::Silent);
         data.validate()?;
         model.validate()?;
         train.validate()?;
-        check_memory(&data, &model, &train)?;
+        let texts = flags.texts.files();
+        match &texts {
+            Some(files) => check_texts_validation(files, &train)?,
+            // A user's texts are counted once read (`commands::train`).
+            None => check_memory(&data, &model, &train, IMDB_REVIEWS)?,
+        }
         let threads = flags.threads.resolve()?;
         Ok(TrainSettings {
             data,
+            texts,
             model,
             train,
             seed: flags.seed.unwrap_or_else(fresh_seed),
@@ -407,6 +452,39 @@ impl TryFrom<&TrainFlags> for TrainSettings {
             stop_after_steps: flags.stop_after_steps,
             profile: flags.profile,
         })
+    }
+}
+
+impl TrainFlags {
+    /// The model the flags ask for (unchecked).
+    fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            max_features: self.shape.max_features,
+            embedding_dim: self.model.embedding_dim,
+            units: self.model.units,
+            dropout: self.model.dropout,
+            recurrent_dropout: self.model.recurrent_dropout,
+            // A user's texts may have more; training sets it from the data.
+            classes: 2,
+        }
+    }
+
+    /// How the flags ask to train (unchecked).
+    fn train_config(&self) -> TrainConfig {
+        let fit = &self.fit;
+        TrainConfig {
+            epochs: fit.epochs,
+            batch_size: fit.batch_size,
+            validation_batch_size: fit.validation_batch_size.unwrap_or(fit.batch_size),
+            adam: AdamConfig {
+                learning_rate: fit.learning_rate,
+                beta_1: fit.beta_1,
+                beta_2: fit.beta_2,
+                epsilon: fit.epsilon,
+            },
+            validation_split: fit.validation_split,
+            callbacks: self.callbacks.config(),
+        }
     }
 }
 

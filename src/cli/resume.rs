@@ -10,8 +10,8 @@ use super::TrainFlags;
 use crate::data::DataConfig;
 use crate::device::{DeviceChoice, Placement};
 use crate::progress::Verbosity;
-use crate::run_folder::{RunConfig, RunFolder};
-use crate::settings::{RunOutputs, TrainSettings};
+use crate::run_folder::{RunConfig, RunFolder, TextsSource};
+use crate::settings::{ModelConfig, RunOutputs, TrainSettings};
 
 /// The flags given on the command line (not defaulted).
 pub fn explicit_flags(matches: &ArgMatches) -> HashSet<String> {
@@ -24,7 +24,7 @@ pub fn explicit_flags(matches: &ArgMatches) -> HashSet<String> {
 
 /// The flags that would change the model, the data or what training
 /// computes, and where `config.json` keeps each.
-const FIXED_FLAGS: [(&str, &str); 22] = [
+const FIXED_FLAGS: [(&str, &str); 29] = [
     ("max_features", "/model/max_features"),
     ("embedding_dim", "/model/embedding_dim"),
     ("units", "/model/units"),
@@ -56,11 +56,18 @@ const FIXED_FLAGS: [(&str, &str); 22] = [
         "reduce_lr_on_plateau",
         "/train/callbacks/reduce_lr_on_plateau",
     ),
+    ("train_file", "/texts/files/train_file"),
+    ("test_file", "/texts/files/test_file"),
+    ("delimiter", "/texts/files/table/delimiter"),
+    ("no_header", "/texts/files/table/header"),
+    ("text_column", "/texts/files/table/text_column"),
+    ("label_column", "/texts/files/table/label_column"),
+    ("refuse_empty_texts", "/texts/files/empty_texts"),
 ];
 
 /// Refuses every given flag whose setting differs from the run's own: the
-/// flags are turned into the config a new run would save, and compared
-/// with the saved one setting by setting.
+/// config is made again with the flags' values in it, and compared with the
+/// saved one setting by setting.
 fn refuse_changes(flags: &TrainFlags, saved: &RunConfig, given: &HashSet<String>) -> Result<()> {
     let reduce_lr = [
         "reduce_lr_factor",
@@ -76,9 +83,26 @@ fn refuse_changes(flags: &TrainFlags, saved: &RunConfig, given: &HashSet<String>
     if !FIXED_FLAGS.iter().any(|(id, _)| given_fixed(id)) {
         return Ok(());
     }
-    let mut fresh = flags.clone();
-    fresh.resume = None;
-    let fresh = serde_json::to_value(RunConfig::new(&TrainSettings::try_from(&fresh)?))?;
+    let data = flags.source.config(&flags.shape, false);
+    let fresh = RunConfig {
+        model: ModelConfig {
+            classes: saved.model.classes,
+            ..flags.model_config()
+        },
+        train: flags.train_config(),
+        maxlen: data.maxlen,
+        data_url: data.url,
+        data_sha256: data.sha256,
+        // The texts' sha256 plays no part: it is compared when they are read.
+        texts: flags.texts.files().map(|files| TextsSource {
+            files,
+            sha256: String::new(),
+        }),
+        seed: flags.seed.unwrap_or(saved.seed),
+        history: flags.history.clone(),
+        ..saved.clone()
+    };
+    let fresh = serde_json::to_value(fresh)?;
     let saved = serde_json::to_value(saved)?;
     let changed: Vec<String> = FIXED_FLAGS
         .iter()
@@ -137,6 +161,7 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
     };
     Ok(TrainSettings {
         data,
+        texts: saved.texts.map(|t| t.files),
         model: saved.model,
         train,
         seed: saved.seed,

@@ -2,9 +2,10 @@
 //! trained run, one warm-up pass then `repeats` timed passes per batch size.
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use serde::Serialize;
 
+use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, DataConfig};
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::inference::TrainedModel;
@@ -47,7 +48,20 @@ pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
         &settings.placement,
     )?;
     let data = data_of_run(&settings.data, &trained.config);
-    let test = SplitTensors::new(&data::load_dataset(&data)?.test, settings.placement.device);
+    let test = match &trained.config.texts {
+        // The run's own test file, unless an archive is named.
+        Some(texts) if settings.data.url.is_none() => {
+            let config = TextsConfig::new(&data, texts.files.clone());
+            texts::load_texts(&config)?.dataset.test
+        }
+        _ => data::load_dataset(&data)?.test,
+    };
+    ensure!(
+        !test.is_empty(),
+        "{} trained on --train-file without --test-file: there is no test set to evaluate on",
+        settings.run_dir.display()
+    );
+    let test = SplitTensors::new(&test, settings.placement.device);
     let mut figures = Vec::new();
     for &batch_size in &settings.batch_sizes {
         let throughput = measure(&trained, &test, batch_size, settings.repeats);

@@ -2,3 +2,4 @@
 pub mod evaluate;
 pub mod predict;
 pub mod train;
+mod train_data;

@@ -1,4 +1,6 @@
 //! `gru-imdb predict`: one line per text, `probability<TAB>label<TAB>text`.
+//! With two classes the probability is the second class's (IMDB's
+//! positive); with more, that of the most probable class, which is named.
 use anyhow::{bail, Result};
 
 use crate::inference::TrainedModel;
@@ -17,9 +19,17 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
         settings.weights,
         &settings.placement,
     )?;
-    for (text, p) in texts.iter().zip(trained.predict(texts)) {
-        let label = if p > 0.5 { "positive" } else { "negative" };
-        println!("{p:.4}\t{label}\t{text}");
+    for (text, probabilities) in texts.iter().zip(trained.predict(texts)) {
+        let (class, p) = match probabilities.as_slice() {
+            [_, positive] => (usize::from(*positive > 0.5), *positive),
+            _ => probabilities
+                .iter()
+                .copied()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("a model has at least two classes"),
+        };
+        println!("{p:.4}\t{}\t{text}", trained.class_names[class]);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tch::nn;
 
-use crate::data::{self, Dataset};
+use super::train_data::TrainingData;
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::model::SentimentModel;
 use crate::optim::Adam;
@@ -49,10 +49,17 @@ pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
     tch::manual_seed(settings.seed as i64);
 
     // The data first, so a run folder is made only for a run that can start.
-    let dataset = data::load_dataset(&settings.data)?;
-    let (train, validation) = split_validation(&dataset, settings);
-    let mut session = Session::start(settings, &dataset)?;
-    let test_data = SplitTensors::new(&dataset.test, placement.device);
+    let data = TrainingData::load(settings)?;
+    let settings = &data.settings(settings);
+    let (train, validation) = data.split_validation(settings)?;
+    let mut session = Session::start(settings, &data)?;
+    let test = &data.dataset.test;
+    data.report_classes(
+        &train,
+        validation.as_ref().unwrap_or(test),
+        settings.verbosity,
+    );
+    let test_data = SplitTensors::new(test, placement.device);
     let validation_data = match &validation {
         Some(split) => SplitTensors::new(split, placement.device),
         None => test_data.shallow_clone(),
@@ -71,7 +78,7 @@ pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
         }
         Ok(_) => {
             let test = session.test(&test_data)?;
-            session.save_results(RunStatus::Finished, None, Some(test))?;
+            session.save_results(RunStatus::Finished, None, test)?;
             Ok(TrainOutcome::Finished)
         }
         Err(err) => {
@@ -82,35 +89,26 @@ pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
     }
 }
 
-/// The training split, and the validation split when `--validation-split`
-/// takes one from it (else validation is on the test set, as in the
-/// tutorial). As with Keras's `imdb.load_data`, the reviews are in a fixed
-/// shuffled order before the split, so both parts hold both classes.
-fn split_validation(
-    dataset: &Dataset,
-    settings: &TrainSettings,
-) -> (data::Split, Option<data::Split>) {
-    match settings.train.validation_split {
-        Some(fraction) => {
-            let (train, validation) = dataset.train.in_shuffled_order().split_last(fraction);
-            (train, Some(validation))
-        }
-        None => (dataset.train.clone(), None),
-    }
-}
-
 impl<'a> Session<'a> {
     /// Claims the run folder (new or resumed), builds the model and, for a
     /// resumed run, loads where its latest checkpoint stood.
-    fn start(settings: &'a TrainSettings, dataset: &Dataset) -> Result<Session<'a>> {
+    fn start(settings: &'a TrainSettings, data: &TrainingData) -> Result<Session<'a>> {
         let placement = &settings.placement;
         let keep_best = settings.train.callbacks.keeps_best();
         let folder = match &settings.outputs.resume {
-            Some(dir) => RunFolder::resume(dir, settings.outputs.history.clone(), keep_best)?,
+            Some(dir) => {
+                let folder = RunFolder::resume(dir, settings.outputs.history.clone(), keep_best)?;
+                data.check_resumed(&folder.load_config()?)?;
+                folder
+            }
             None => {
                 let folder = RunFolder::create(&settings.outputs, keep_best)?;
-                folder.save_config(&RunConfig::new(settings))?;
-                folder.save_vocabulary(&dataset.vocab)?;
+                let texts_sha256 = data.texts.as_ref().map(|t| t.source.sha256.clone());
+                folder.save_config(&RunConfig::new(settings, texts_sha256))?;
+                folder.save_vocabulary(&data.dataset.vocab)?;
+                if let Some(texts) = &data.texts {
+                    folder.save_labels(&texts.class_names)?;
+                }
                 folder
             }
         };
@@ -206,8 +204,9 @@ impl<'a> Session<'a> {
     }
 
     /// The final test evaluation, on the best epoch's weights when the run
-    /// restores them (which then become the run's final weights).
-    fn test(&mut self, test_data: &SplitTensors) -> Result<TestResult> {
+    /// restores them (which then become the run's final weights); none
+    /// without a test set (a user's texts with no --test-file).
+    fn test(&mut self, test_data: &SplitTensors) -> Result<Option<TestResult>> {
         let last_epoch = self.state.epoch.saturating_sub(1);
         let best = self.state.callbacks.best;
         let (weights, epoch) = match best {
@@ -222,6 +221,14 @@ impl<'a> Session<'a> {
             }
             _ => ("last", last_epoch),
         };
+        if test_data.is_empty() {
+            self.say(format!(
+                "No test set (no --test-file): the history's val_accuracy is the held-out \
+                 figure; run folder {}",
+                self.folder.dir().display()
+            ));
+            return Ok(None);
+        }
         let batch = self.settings.train.validation_batch_size;
         let result = evaluate(&self.model, test_data, batch);
         println!("Test loss: {:.4}", result.loss);
@@ -232,12 +239,12 @@ impl<'a> Session<'a> {
             self.started.elapsed().as_secs_f64(),
             self.folder.dir().display()
         ));
-        Ok(TestResult {
+        Ok(Some(TestResult {
             loss: result.loss,
             accuracy: result.accuracy,
             weights: weights.to_owned(),
             epoch,
-        })
+        }))
     }
 
     fn save_results(

@@ -6,9 +6,11 @@
 //! stats; then x_train (i32), y_train (u8), x_test, y_test, the vocabulary
 //! text; then the sha256 of everything before it. A file that is short,
 //! long, for other options or fails the checksum is refused, never trusted.
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::prepare::Prepared;
@@ -49,16 +51,16 @@ impl CacheKey {
     }
 }
 
-/// Writes the cache file for `key` atomically.
+/// Writes the cache file for `key` atomically, streaming the arrays through
+/// the checksum rather than copying them into one buffer first (a million
+/// texts make arrays of 400 MB).
 pub(crate) fn save(path: &Path, key: &CacheKey, prepared: &Prepared) -> Result<()> {
     let ds = &prepared.dataset;
     let vocab = ds.vocab.to_text();
-    let mut buf = Vec::with_capacity(
-        HEADER_LEN + 4 * (ds.train.x.len() + ds.test.x.len()) + vocab.len() + CHECKSUM_LEN,
-    );
-    buf.extend_from_slice(MAGIC);
-    buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    buf.extend_from_slice(&key.sha_bytes()?);
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&key.sha_bytes()?);
     let s = &prepared.stats;
     for v in [
         key.num_words as u64,
@@ -71,41 +73,75 @@ pub(crate) fn save(path: &Path, key: &CacheKey, prepared: &Prepared) -> Result<(
         s.train_truncated,
         s.test_truncated,
     ] {
-        buf.extend_from_slice(&v.to_le_bytes());
+        header.extend_from_slice(&v.to_le_bytes());
     }
-    for split in [&ds.train, &ds.test] {
-        buf.extend(split.x.iter().flat_map(|v| v.to_le_bytes()));
-        buf.extend_from_slice(&split.y);
+    write_atomically(path, |out| {
+        let mut hashing = Hashing {
+            out,
+            hasher: Sha256::new(),
+        };
+        hashing.write_all(&header)?;
+        for split in [&ds.train, &ds.test] {
+            for chunk in split.x.chunks(1 << 16) {
+                let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+                hashing.write_all(&bytes)?;
+            }
+            hashing.write_all(&split.y)?;
+        }
+        hashing.write_all(vocab.as_bytes())?;
+        let checksum = hashing.hasher.finalize();
+        hashing.out.write_all(&checksum)
+    })
+    .with_context(|| format!("cannot write the cache {}", path.display()))
+}
+
+/// Writes through to `out` and hashes what it wrote.
+struct Hashing<'a, W: Write> {
+    out: &'a mut W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Hashing<'_, W> {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.hasher.update(bytes);
+        self.out.write_all(bytes)
     }
-    buf.extend_from_slice(vocab.as_bytes());
-    let checksum = Sha256::digest(&buf);
-    buf.extend_from_slice(&checksum);
-    write_atomically(path, |out| std::io::Write::write_all(out, &buf))
-        .with_context(|| format!("cannot write the cache {}", path.display()))
 }
 
 /// Reads the cache file for `key`: `Ok(None)` if there is none, an error
-/// if it exists but is not a complete, intact cache for exactly `key`.
+/// if it exists but is not a complete, intact cache for exactly `key`. The
+/// file is streamed into the arrays while its checksum is computed, and
+/// nothing is returned unless the checksum matches.
 pub(crate) fn load(path: &Path, key: &CacheKey) -> Result<Option<Prepared>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    parse(&bytes, key)
+    let read = |file: File| -> Result<Prepared> {
+        let len = file.metadata()?.len();
+        parse(BufReader::with_capacity(1 << 20, file), len, key)
+    };
+    read(file)
         .map(Some)
         .with_context(|| format!("bad cache file {}", path.display()))
 }
 
-fn parse(bytes: &[u8], key: &CacheKey) -> Result<Prepared> {
-    let mut r = Reader { rest: bytes };
-    ensure!(r.take(8)? == MAGIC, "not a gru-imdb cache file");
+fn parse(input: impl Read, file_len: u64, key: &CacheKey) -> Result<Prepared> {
+    let mut r = Reader {
+        input,
+        hasher: Sha256::new(),
+    };
+    ensure!(&r.array::<8>()? == MAGIC, "not a gru-imdb cache file");
     let version = u32::from_le_bytes(r.array()?);
     ensure!(
         version == FORMAT_VERSION,
         "format version {version}, expected {FORMAT_VERSION}"
     );
-    ensure!(r.take(32)? == key.sha_bytes()?, "made from another archive");
+    ensure!(
+        r.array::<32>()?.as_slice() == key.sha_bytes()?,
+        "made from another archive"
+    );
     let num_words = r.u64()?;
     let maxlen = r.u64()?;
     ensure!(
@@ -127,22 +163,23 @@ fn parse(bytes: &[u8], key: &CacheKey) -> Result<Prepared> {
         HEADER_LEN as u64 + vocab_len + CHECKSUM_LEN as u64,
         |acc, &n| acc.checked_add(n.checked_mul(maxlen)?.checked_mul(4)?.checked_add(n)?),
     );
-    if expected != Some(bytes.len() as u64) {
-        bail!(
-            "{} bytes long, the header promises {expected:?} (truncated?)",
-            bytes.len()
-        );
+    if expected != Some(file_len) {
+        bail!("{file_len} bytes long, the header promises {expected:?} (truncated?)");
     }
-    let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    ensure!(
-        Sha256::digest(body).as_slice() == checksum,
-        "checksum mismatch (corrupt file)"
-    );
     let maxlen = key.maxlen;
     let train = r.split(n_train as usize, maxlen)?;
     let test = r.split(n_test as usize, maxlen)?;
-    let vocab =
-        std::str::from_utf8(r.take(vocab_len as usize)?).context("the vocabulary is not UTF-8")?;
+    let vocab = r.bytes(vocab_len as usize)?;
+    let computed = r.hasher.finalize();
+    let mut stored = [0u8; CHECKSUM_LEN];
+    r.input
+        .read_exact(&mut stored)
+        .context("unexpected end of file")?;
+    ensure!(
+        computed.as_slice() == stored,
+        "checksum mismatch (corrupt file)"
+    );
+    let vocab = std::str::from_utf8(&vocab).context("the vocabulary is not UTF-8")?;
     let vocab = Vocabulary::from_text(vocab)?;
     Ok(Prepared {
         dataset: Dataset { train, test, vocab },
@@ -150,22 +187,26 @@ fn parse(bytes: &[u8], key: &CacheKey) -> Result<Prepared> {
     })
 }
 
-/// Reads fields off the front of a byte slice, failing cleanly at its end.
-struct Reader<'a> {
-    rest: &'a [u8],
+/// Reads fields off the front of the file, hashing every byte it reads and
+/// failing cleanly at its end.
+struct Reader<R> {
+    input: R,
+    hasher: Sha256,
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        ensure!(n <= self.rest.len(), "unexpected end of file");
-        let (head, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Ok(head)
+impl<R: Read> Reader<R> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.input.read_exact(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => anyhow!("unexpected end of file"),
+            _ => anyhow!("cannot read it: {e}"),
+        })?;
+        self.hasher.update(&*buf);
+        Ok(())
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut out = [0; N];
-        out.copy_from_slice(self.take(N)?);
+        self.fill(&mut out)?;
         Ok(out)
     }
 
@@ -173,13 +214,28 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
+    fn bytes(&mut self, n: usize) -> Result<Vec<u8>> {
+        let mut out = vec![0; n];
+        self.fill(&mut out)?;
+        Ok(out)
+    }
+
+    /// `n` rows of `maxlen` ids, then their `n` labels; the ids in chunks,
+    /// so no second copy of them is ever held as bytes.
     fn split(&mut self, n: usize, maxlen: usize) -> Result<Split> {
-        let x = self
-            .take(n * maxlen * 4)?
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let y = self.take(n)?.to_vec();
+        let mut x = Vec::with_capacity(n * maxlen);
+        let mut chunk = vec![0u8; 4 << 16];
+        let mut left = n * maxlen * 4;
+        while left > 0 {
+            let part = &mut chunk[..left.min(4 << 16)];
+            self.fill(part)?;
+            x.extend(
+                part.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+            left -= part.len();
+        }
+        let y = self.bytes(n)?;
         Ok(Split { x, y, maxlen })
     }
 }

@@ -10,6 +10,7 @@ mod npy;
 mod pad;
 mod prepare;
 mod report;
+pub mod texts;
 mod tokenize;
 mod vocab;
 
@@ -130,17 +131,27 @@ pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset> {
     Ok(load(cfg)?.0.dataset)
 }
 
-/// The `data` subcommand: `load_dataset`, the report, and an optional
-/// `.npy` export.
-pub fn run_data_command(cfg: &DataConfig, export: Option<&Path>) -> Result<()> {
+/// The `data` subcommand: `load_dataset` (or, with `texts`, a user's
+/// texts), the report, and an optional `.npy` export.
+pub fn run_data_command(
+    cfg: &DataConfig,
+    texts: Option<texts::TextFiles>,
+    export: Option<&Path>,
+) -> Result<()> {
+    if let Some(files) = texts {
+        return texts::run_texts_data_command(&texts::TextsConfig::new(cfg, files), export);
+    }
     let started = Instant::now();
     let (prepared, origin) = load(cfg)?;
     let elapsed = started.elapsed();
     let mut out = std::io::stdout().lock();
     report::print_report(
         &mut out,
-        &prepared.dataset,
-        &prepared.stats,
+        &report::Arrays {
+            dataset: &prepared.dataset,
+            stats: &prepared.stats,
+            class_names: &IMDB_CLASSES.map(str::to_owned),
+        },
         cfg.max_features,
         elapsed,
         origin,
@@ -156,6 +167,9 @@ pub fn run_data_command(cfg: &DataConfig, export: Option<&Path>) -> Result<()> {
     }
     Ok(())
 }
+
+/// IMDB's classes: `y` is 0 for `neg` and 1 for `pos`.
+const IMDB_CLASSES: [&str; 2] = ["neg", "pos"];
 
 fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
     let source = Source::parse(&cfg.url)?;

@@ -1,10 +1,10 @@
-//! Archive -> arrays: reads the reviews, tokenises them on every core while
-//! the single gzip stream is still being inflated, ranks the training
-//! tokens, and encodes and pads both splits.
+//! Texts -> arrays: reads the texts (the archive's reviews, or a user's
+//! file), tokenises them on every core while the single stream is still
+//! being read, ranks the training tokens, and encodes and pads both splits.
 //!
-//! Each tokeniser thread interns tokens into its own table, so a review is
+//! Each tokeniser thread interns tokens into its own table, so a text is
 //! tokenised once and kept as small integers; the tables are merged by
-//! token text only once, after the last review.
+//! token text only once, after the last text.
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{mpsc, Mutex, PoisonError};
@@ -12,7 +12,7 @@ use std::thread;
 
 use anyhow::{anyhow, Result};
 
-use super::archive::{self, Folder, RawReview};
+use super::archive::{self, RawReview};
 use super::pad::{pad_into, PAD_ID};
 use super::report::Stats;
 use super::tokenize::for_each_token;
@@ -25,39 +25,89 @@ pub(crate) struct Prepared {
     pub stats: Stats,
 }
 
-/// Reviews travel to the tokenisers in batches, to keep the channel cheap.
+/// Texts travel to the tokenisers in batches, to keep the channel cheap.
 const BATCH: usize = 256;
 
+/// The archive's reviews as arrays: within a split, `neg` before `pos`,
+/// each by numeric id then name.
 pub(crate) fn prepare(archive_path: &Path, num_words: usize, maxlen: usize) -> Result<Prepared> {
-    let workers = thread::available_parallelism().map_or(2, |n| n.get());
-    let tokenisers = tokenise_archive(archive_path, workers)?;
-    let vocab = Vocabulary::from_counts(merged_training_counts(&tokenisers));
-    Ok(encode_and_pad(&tokenisers, vocab, num_words, maxlen))
+    let shape = Shape { num_words, maxlen };
+    prepare_texts(shape, |sink| {
+        archive::read_reviews(archive_path, |review: RawReview| {
+            sink(RawText {
+                order: (review.folder, review.id, review.name),
+                train: review.folder.is_train(),
+                label: u32::from(review.folder.label()),
+                text: review.text,
+            })
+        })?;
+        // Labels are already 0/1, so the class of each is itself.
+        Ok(vec![0, 1])
+    })
 }
 
-/// One review after tokenising: its place in the arrays, and its tokens as
-/// ids into the table of the tokeniser that handled it.
-struct Tokenised {
-    folder: Folder,
-    id: u64,
-    name: String,
+/// Keras `num_words` and `pad_sequences(maxlen)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub num_words: usize,
+    pub maxlen: usize,
+}
+
+/// One text as read: where it goes in the arrays (`order`, ascending within
+/// a split), which split, its label as the reader numbered it, and its bytes.
+pub(crate) struct RawText<K> {
+    pub order: K,
+    pub train: bool,
+    pub label: u32,
+    pub text: Vec<u8>,
+}
+
+/// Where the reader sends each text; an error stops the reading.
+pub(crate) type TextSink<'a, K> = dyn FnMut(RawText<K>) -> Result<()> + 'a;
+
+/// Any source of texts as arrays: `read` streams the texts to its sink and
+/// returns the class (the value in `y`) of each of its labels,
+/// `classes[label]`, which it knows only once it has seen every label.
+pub(crate) fn prepare_texts<K: Ord + Send>(
+    shape: Shape,
+    read: impl FnOnce(&mut TextSink<'_, K>) -> Result<Vec<u8>>,
+) -> Result<Prepared> {
+    let workers = thread::available_parallelism().map_or(2, |n| n.get());
+    let (tokenisers, classes) = tokenise(workers, read)?;
+    let vocab = Vocabulary::from_counts(merged_training_counts(&tokenisers));
+    Ok(encode_and_pad(&tokenisers, vocab, shape, &classes))
+}
+
+/// One text after tokenising: its place in the arrays, its label, and its
+/// tokens as ids into the table of the tokeniser that handled it.
+struct Tokenised<K> {
+    order: K,
+    train: bool,
+    label: u32,
     tokens: Vec<u32>,
 }
 
 /// A tokeniser thread's state: its token table and what it tokenised.
-#[derive(Default)]
-struct Tokeniser {
+struct Tokeniser<K> {
     table: HashMap<Box<str>, u32>,
-    /// How often each table entry occurs in training reviews.
+    /// How often each table entry occurs in training texts.
     training_counts: Vec<u64>,
-    reviews: Vec<Tokenised>,
+    texts: Vec<Tokenised<K>>,
 }
 
-impl Tokeniser {
-    fn add(&mut self, review: RawReview) {
+impl<K> Tokeniser<K> {
+    fn new() -> Self {
+        Tokeniser {
+            table: HashMap::new(),
+            training_counts: Vec::new(),
+            texts: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, raw: RawText<K>) {
         // Step 1 of the contract: invalid UTF-8 becomes U+FFFD, not an error.
-        let text = String::from_utf8_lossy(&review.text);
-        let train = review.folder.is_train();
+        let text = String::from_utf8_lossy(&raw.text);
+        let train = raw.train;
         let mut tokens = Vec::with_capacity(text.len() / 4);
         for_each_token(&text, |t| {
             let local = match self.table.get(t) {
@@ -74,32 +124,35 @@ impl Tokeniser {
             }
             tokens.push(local);
         });
-        self.reviews.push(Tokenised {
-            folder: review.folder,
-            id: review.id,
-            name: review.name,
+        self.texts.push(Tokenised {
+            order: raw.order,
+            train,
+            label: raw.label,
             tokens,
         });
     }
 }
 
-/// Inflates and parses the archive on this thread while `workers` threads
-/// tokenise the reviews it hands them.
-fn tokenise_archive(path: &Path, workers: usize) -> Result<Vec<Tokeniser>> {
-    let (tx, rx) = mpsc::sync_channel::<Vec<RawReview>>(2 * workers);
+/// Reads on this thread (`read`, whose result is passed on) while `workers`
+/// threads tokenise the texts it hands them.
+fn tokenise<K: Send, R>(
+    workers: usize,
+    read: impl FnOnce(&mut TextSink<'_, K>) -> Result<R>,
+) -> Result<(Vec<Tokeniser<K>>, R)> {
+    let (tx, rx) = mpsc::sync_channel::<Vec<RawText<K>>>(2 * workers);
     let rx = Mutex::new(rx);
     thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
-                    let mut tokeniser = Tokeniser::default();
+                    let mut tokeniser = Tokeniser::new();
                     loop {
                         // A poisoned lock only means another tokeniser
                         // panicked; its join below reports that.
                         let batch = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                         let Ok(batch) = batch else { break };
-                        for review in batch {
-                            tokeniser.add(review);
+                        for text in batch {
+                            tokeniser.add(text);
                         }
                     }
                     tokeniser
@@ -111,8 +164,8 @@ fn tokenise_archive(path: &Path, workers: usize) -> Result<Vec<Tokeniser>> {
         let read = {
             let tx = tx;
             let mut batch = Vec::with_capacity(BATCH);
-            archive::read_reviews(path, |review| {
-                batch.push(review);
+            read(&mut |text| {
+                batch.push(text);
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                     tx.send(full)
@@ -120,22 +173,23 @@ fn tokenise_archive(path: &Path, workers: usize) -> Result<Vec<Tokeniser>> {
                 }
                 Ok(())
             })
-            .and_then(|()| {
+            .and_then(|result| {
                 tx.send(batch)
-                    .map_err(|_| anyhow!("the tokeniser threads stopped"))
+                    .map_err(|_| anyhow!("the tokeniser threads stopped"))?;
+                Ok(result)
             })
         };
         let tokenisers = handles
             .into_iter()
             .map(|h| h.join().map_err(|_| anyhow!("a tokeniser thread panicked")))
             .collect::<Result<Vec<_>>>();
-        read?;
-        tokenisers
+        let result = read?;
+        Ok((tokenisers?, result))
     })
 }
 
 /// Training counts by token text, over all tokenisers.
-fn merged_training_counts(tokenisers: &[Tokeniser]) -> HashMap<String, u64> {
+fn merged_training_counts<K>(tokenisers: &[Tokeniser<K>]) -> HashMap<String, u64> {
     let mut counts: HashMap<String, u64> = HashMap::new();
     for tk in tokenisers {
         for (token, &local) in &tk.table {
@@ -148,12 +202,13 @@ fn merged_training_counts(tokenisers: &[Tokeniser]) -> HashMap<String, u64> {
     counts
 }
 
-fn encode_and_pad(
-    tokenisers: &[Tokeniser],
+fn encode_and_pad<K: Ord>(
+    tokenisers: &[Tokeniser<K>],
     vocab: Vocabulary,
-    num_words: usize,
-    maxlen: usize,
+    shape: Shape,
+    classes: &[u8],
 ) -> Prepared {
+    let Shape { num_words, maxlen } = shape;
     // Keras id of every table entry of every tokeniser.
     let ids: Vec<Vec<i32>> = tokenisers
         .iter()
@@ -165,32 +220,31 @@ fn encode_and_pad(
             ids
         })
         .collect();
-    let mut order: Vec<(usize, &Tokenised)> = tokenisers
+    let mut order: Vec<(usize, &Tokenised<K>)> = tokenisers
         .iter()
         .enumerate()
-        .flat_map(|(w, tk)| tk.reviews.iter().map(move |r| (w, r)))
+        .flat_map(|(w, tk)| tk.texts.iter().map(move |r| (w, r)))
         .collect();
-    order.sort_unstable_by(|a, b| {
-        (a.1.folder, a.1.id, &a.1.name).cmp(&(b.1.folder, b.1.id, &b.1.name))
-    });
+    order.sort_unstable_by(|a, b| a.1.order.cmp(&b.1.order));
 
     let mut stats = Stats::default();
     let mut train = SplitBuilder::new(maxlen);
     let mut test = SplitBuilder::new(maxlen);
     let mut seq = Vec::new();
-    for (w, review) in order {
+    for (w, text) in order {
         seq.clear();
         seq.push(START_ID);
-        seq.extend(review.tokens.iter().map(|&t| ids[w][t as usize]));
+        seq.extend(text.tokens.iter().map(|&t| ids[w][t as usize]));
         let truncated = seq.len() > maxlen;
-        if review.folder.is_train() {
-            stats.train_tokens += review.tokens.len() as u64;
+        let class = classes[text.label as usize];
+        if text.train {
+            stats.train_tokens += text.tokens.len() as u64;
             stats.train_oov += seq[1..].iter().filter(|&&id| id == OOV_ID).count() as u64;
             stats.train_truncated += truncated as u64;
-            train.push(&seq, review.folder.label());
+            train.push(&seq, class);
         } else {
             stats.test_truncated += truncated as u64;
-            test.push(&seq, review.folder.label());
+            test.push(&seq, class);
         }
     }
     Prepared {

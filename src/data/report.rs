@@ -24,21 +24,38 @@ pub(crate) struct Stats {
 pub(crate) enum Origin {
     Cache,
     Archive,
+    TextFiles,
+}
+
+/// What the report is about: the arrays, their figures and class names.
+pub(crate) struct Arrays<'a> {
+    pub dataset: &'a Dataset,
+    pub stats: &'a Stats,
+    /// By class: IMDB's are `neg`, `pos`.
+    pub class_names: &'a [String],
 }
 
 pub(crate) fn print_report(
     out: &mut impl Write,
-    ds: &Dataset,
-    stats: &Stats,
+    arrays: &Arrays<'_>,
     num_words: usize,
     elapsed: Duration,
     origin: Origin,
 ) -> io::Result<()> {
+    let (ds, stats) = (arrays.dataset, arrays.stats);
     let maxlen = ds.train.maxlen;
     writeln!(out, "x_train shape: ({}, {})", ds.train.len(), maxlen)?;
     writeln!(out, "x_test shape: ({}, {})", ds.test.len(), ds.test.maxlen)?;
-    writeln!(out, "y_train labels: {}", labels(&ds.train))?;
-    writeln!(out, "y_test labels: {}", labels(&ds.test))?;
+    writeln!(
+        out,
+        "y_train labels: {}",
+        labels(&ds.train, arrays.class_names)
+    )?;
+    writeln!(
+        out,
+        "y_test labels: {}",
+        labels(&ds.test, arrays.class_names)
+    )?;
     let first = ds.train.x.get(..maxlen).unwrap_or_default();
     writeln!(out, "first training review: {first:?}")?;
     writeln!(
@@ -62,13 +79,28 @@ pub(crate) fn print_report(
     let from = match origin {
         Origin::Cache => "from cache",
         Origin::Archive => "from archive",
+        Origin::TextFiles => "from text files",
     };
     writeln!(out, "prepared in {:.2} s ({from})", elapsed.as_secs_f64())
 }
 
-fn labels(split: &Split) -> String {
-    let pos = split.y.iter().filter(|&&y| y == 1).count();
-    format!("{} neg, {pos} pos", split.len() - pos)
+/// The count of each class, e.g. `12500 neg, 12500 pos`.
+fn labels(split: &Split, class_names: &[String]) -> String {
+    class_names
+        .iter()
+        .zip(class_counts(split, class_names.len()))
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many rows of `split` each of `classes` classes has.
+pub(crate) fn class_counts(split: &Split, classes: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; classes];
+    for &y in &split.y {
+        counts[usize::from(y)] += 1;
+    }
+    counts
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

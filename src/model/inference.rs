@@ -59,8 +59,13 @@ impl Inference<'_> {
         })
     }
 
-    /// Probabilities `[B]` of the positive class.
+    /// Probabilities `[B]` of the positive class with two classes, or
+    /// `[B, classes]` of each class with more.
     pub fn probabilities(&self, ids: &Tensor) -> Tensor {
-        self.logits(ids).sigmoid()
+        let logits = self.logits(ids);
+        match logits.dim() {
+            1 => logits.sigmoid(),
+            _ => logits.softmax(-1, tch::Kind::Float),
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The Keras model: `Embedding(N, 128) -> GRU(64) -> Dense(1)` with Keras's
 //! initialisers and dropout semantics (`docs/keras-parity.md`, sections 2
-//! and 3).
+//! and 3); for more than two classes the head is `Dense(n)` with softmax.
 //!
 //! Weights are stored in Keras's layouts (gate blocks z | r | h, kernels as
 //! `[in, out]`), so the equations read as in the contract and a saved model
@@ -29,15 +29,15 @@ pub use gru::{GruLayer, GruMasks};
 pub use inference::Inference;
 pub use params::Parameters;
 
-/// Embedding -> GRU -> Dense(1). Outputs logits; the sigmoid lives in the
-/// loss and in [`Inference::probabilities`].
+/// Embedding -> GRU -> Dense(1 or n). Outputs logits; the sigmoid or
+/// softmax lives in the loss and in [`Inference::probabilities`].
 pub struct SentimentModel {
     /// `[N, D]`.
     pub embeddings: Tensor,
     pub gru: GruLayer,
-    /// `[H, 1]`.
+    /// `[H, outputs]`.
     pub dense_kernel: Tensor,
-    /// `[1]`.
+    /// `[outputs]`.
     pub dense_bias: Tensor,
     pub config: ModelConfig,
     pub device: Device,
@@ -84,6 +84,7 @@ impl SentimentModel {
         let n = config.max_features as i64;
         let d = config.embedding_dim as i64;
         let h = config.units as i64;
+        let outputs = config.outputs() as i64;
         let uniform = Init::Uniform {
             lo: -0.05,
             up: 0.05,
@@ -91,8 +92,8 @@ impl SentimentModel {
         SentimentModel {
             embeddings: (vs / "embedding").var("embeddings", &[n, d], uniform),
             gru: GruLayer::new(&(vs / "gru"), d, &config),
-            dense_kernel: (vs / "dense").var("kernel", &[h, 1], glorot_uniform(h, 1)),
-            dense_bias: (vs / "dense").var("bias", &[1], Init::Const(0.0)),
+            dense_kernel: (vs / "dense").var("kernel", &[h, outputs], glorot_uniform(h, outputs)),
+            dense_bias: (vs / "dense").var("bias", &[outputs], Init::Const(0.0)),
             config,
             device: vs.device(),
             gru_plan,
@@ -118,6 +119,8 @@ impl SentimentModel {
         Tensor::embedding(&self.embeddings, ids, -1, false, false)
     }
 
+    /// Logits: `[B]` with one unit, `[B, classes]` with more (squeezing a
+    /// dimension of more than one leaves it).
     fn dense(&self, h_last: &Tensor) -> Tensor {
         (h_last.matmul(&self.dense_kernel) + &self.dense_bias).squeeze_dim(-1)
     }

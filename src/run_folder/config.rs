@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::texts::TextFiles;
 use crate::settings::{ModelConfig, TrainConfig, TrainSettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,6 +15,10 @@ pub struct RunConfig {
     pub data_dir: PathBuf,
     pub data_url: String,
     pub data_sha256: Option<String>,
+    /// A run on a user's texts (`--train-file`) instead of IMDB; absent from
+    /// IMDB runs' configs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub texts: Option<TextsSource>,
     pub seed: u64,
     pub device: String,
     pub gru_implementation: String,
@@ -23,9 +28,19 @@ pub struct RunConfig {
     pub gru_imdb_version: String,
 }
 
+/// The texts a run trained on: their files and how they were read, and the
+/// sha256 of their content and those options when the run started, so
+/// that resuming on a changed file is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextsSource {
+    pub files: TextFiles,
+    pub sha256: String,
+}
+
 impl RunConfig {
-    /// What a run with `settings` records.
-    pub fn new(settings: &TrainSettings) -> RunConfig {
+    /// What a run with `settings` records; `texts_sha256` is the sha256 of
+    /// its own texts, when it trains on a user's files.
+    pub fn new(settings: &TrainSettings, texts_sha256: Option<String>) -> RunConfig {
         RunConfig {
             model: settings.model,
             train: settings.train,
@@ -33,6 +48,10 @@ impl RunConfig {
             data_dir: settings.data.data_dir.clone(),
             data_url: settings.data.url.clone(),
             data_sha256: settings.data.sha256.clone(),
+            texts: settings.texts.clone().map(|files| TextsSource {
+                files,
+                sha256: texts_sha256.unwrap_or_default(),
+            }),
             seed: settings.seed,
             device: settings.placement.device_name(),
             gru_implementation: format!("{:?}", settings.placement.gru.train),

@@ -2,7 +2,8 @@
 //! file names and formats in this one module.
 //!
 //! - `config.json` ([`RunConfig`]): the settings the model was built and
-//!   trained with; `vocab.txt`: the vocabulary of its inputs;
+//!   trained with; `vocab.txt`: the vocabulary of its inputs; for a run on
+//!   a user's texts, `labels.json`: its class names, by class;
 //! - `checkpoints/` ([`Checkpoints`]): where training stands, published
 //!   whole after every epoch (and at an interrupt);
 //! - `model.safetensors`, `history.csv` and, when the best epoch is kept,
@@ -30,12 +31,13 @@ use serde::Serialize;
 use tch::nn;
 
 use crate::atomic::{is_temp_name, write_atomically};
+use crate::data::texts::{load_class_names, save_class_names};
 use crate::data::{sha256_file, Vocabulary};
 use crate::lock::FileLock;
 use crate::settings::RunOutputs;
 use crate::train::EpochRecord;
 pub use checkpoint::{read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints};
-pub use config::RunConfig;
+pub use config::{RunConfig, TextsSource};
 pub use history::HEADER as HISTORY_HEADER;
 pub use results::{RunResults, RunStatus, TestResult};
 pub use weights::load_weights;
@@ -43,6 +45,7 @@ pub use weights::load_weights;
 pub const CONFIG_FILE: &str = "config.json";
 pub const HISTORY_FILE: &str = "history.csv";
 pub const VOCAB_FILE: &str = "vocab.txt";
+pub const LABELS_FILE: &str = "labels.json";
 pub const WEIGHTS_FILE: &str = checkpoint::WEIGHTS;
 pub const BEST_WEIGHTS_FILE: &str = checkpoint::BEST_WEIGHTS;
 pub const RESULTS_FILE: &str = "results.json";
@@ -241,6 +244,20 @@ impl RunFolder {
 
     pub fn load_vocabulary(&self) -> Result<Vocabulary> {
         Vocabulary::load(&self.dir.join(VOCAB_FILE))
+    }
+
+    pub fn save_labels(&self, class_names: &[String]) -> Result<()> {
+        save_class_names(&self.dir.join(LABELS_FILE), class_names)
+    }
+
+    /// The class names of a run on a user's texts; `None` for IMDB runs,
+    /// which have none.
+    pub fn load_labels(&self) -> Result<Option<Vec<String>>> {
+        let path = self.dir.join(LABELS_FILE);
+        match path.exists() {
+            true => load_class_names(&path).map(Some),
+            false => Ok(None),
+        }
     }
 
     /// sha256 of `config.json` and `vocab.txt`, as checkpoints record them.

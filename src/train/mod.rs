@@ -14,7 +14,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::evaluation::{bce_with_logits, evaluate, RunningTotals, SplitTensors, Totals};
+use crate::evaluation::{evaluate, loss_with_logits, RunningTotals, SplitTensors, Totals};
 use crate::model::SentimentModel;
 use crate::optim::Adam;
 use crate::profile::{self, Phase};
@@ -194,7 +194,9 @@ impl Fit<'_> {
                 )
             });
             let forward = model.forward_train(&x, &masks);
-            let loss = profile::time(Phase::DenseAndLoss, || bce_with_logits(&forward.logits, &y));
+            let loss = profile::time(Phase::DenseAndLoss, || {
+                loss_with_logits(&forward.logits, &y)
+            });
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bail!(

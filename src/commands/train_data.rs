@@ -1,0 +1,118 @@
+//! What `train` trains on: IMDB's arrays, or a user's texts with their
+//! classes; and the part of it that validates.
+use anyhow::{bail, ensure, Result};
+
+use crate::data::texts::{self, TextsConfig};
+use crate::data::{self, Dataset, Split};
+use crate::progress::Verbosity;
+use crate::run_folder::{RunConfig, TextsSource};
+use crate::settings::{check_memory, ModelConfig, TrainSettings};
+
+pub(super) struct TrainingData {
+    pub dataset: Dataset,
+    /// `None` for IMDB.
+    pub texts: Option<LoadedTexts>,
+}
+
+/// A user's texts beside their arrays.
+pub(super) struct LoadedTexts {
+    /// By class (the value in `y`).
+    pub class_names: Vec<String>,
+    pub source: TextsSource,
+}
+
+impl TrainingData {
+    /// IMDB, or the user's texts of `settings.texts`, which are checked
+    /// against the memory available once their count is known (IMDB's
+    /// settings were checked with its own).
+    pub fn load(settings: &TrainSettings) -> Result<TrainingData> {
+        let Some(files) = &settings.texts else {
+            return Ok(TrainingData {
+                dataset: data::load_dataset(&settings.data)?,
+                texts: None,
+            });
+        };
+        let loaded = texts::load_texts(&TextsConfig::new(&settings.data, files.clone()))?;
+        let samples = loaded.dataset.train.len() + loaded.dataset.test.len();
+        check_memory(&settings.data, &settings.model, &settings.train, samples)?;
+        Ok(TrainingData {
+            dataset: loaded.dataset,
+            texts: Some(LoadedTexts {
+                class_names: loaded.class_names,
+                source: TextsSource {
+                    files: files.clone(),
+                    sha256: loaded.sha256,
+                },
+            }),
+        })
+    }
+
+    /// `settings` with the model's classes those of the data.
+    pub fn settings(&self, settings: &TrainSettings) -> TrainSettings {
+        let classes = self.texts.as_ref().map_or(2, |t| t.class_names.len());
+        TrainSettings {
+            model: ModelConfig {
+                classes,
+                ..settings.model
+            },
+            ..settings.clone()
+        }
+    }
+
+    /// The training split, and the validation split when
+    /// `--validation-split` takes one from it (else validation is on the
+    /// test set, as in the tutorial): Keras's last fraction. IMDB's arrays
+    /// are in the contract's order, all negative reviews first, so as
+    /// Keras's `imdb.load_data` they are first put in a fixed shuffled
+    /// order; a user's file is split in its own order, as Keras splits.
+    pub fn split_validation(&self, settings: &TrainSettings) -> Result<(Split, Option<Split>)> {
+        let train = &self.dataset.train;
+        let Some(fraction) = settings.train.validation_split else {
+            return Ok((train.clone(), None));
+        };
+        let (fit, validation) = match self.texts {
+            None => train.in_shuffled_order().split_last(fraction),
+            Some(_) => train.split_last(fraction),
+        };
+        ensure!(
+            !fit.is_empty() && !validation.is_empty(),
+            "--validation-split {fraction} of {} training texts leaves {} to train on and {} \
+             to validate on; both need at least one",
+            train.len(),
+            fit.len(),
+            validation.len()
+        );
+        Ok((fit, Some(validation)))
+    }
+
+    /// The count and share of each class in what trains and what validates,
+    /// for a user's texts (IMDB's are balanced by construction).
+    pub fn report_classes(&self, train: &Split, validation: &Split, verbosity: Verbosity) {
+        let Some(texts) = &self.texts else { return };
+        if verbosity == Verbosity::Silent {
+            return;
+        }
+        for (name, split) in [("train", train), ("validation", validation)] {
+            let balance = texts::class_balance(split, &texts.class_names);
+            eprintln!("Classes ({name}): {balance}");
+        }
+    }
+
+    /// Refuses to resume a run whose texts changed since it started: the
+    /// run would go on with other arrays than it began with.
+    pub fn check_resumed(&self, saved: &RunConfig) -> Result<()> {
+        let (now, then) = (self.texts.as_ref(), saved.texts.as_ref());
+        if let (Some(now), Some(then)) = (now, then) {
+            if now.source.sha256 != then.sha256 {
+                bail!(
+                    "--train-file {} (or its test file or how they are read) changed since \
+                     this run started (sha256 {}, then {}); restore it or start a new run",
+                    then.files.train_file.display(),
+                    now.source.sha256,
+                    then.sha256
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! JSON Lines: one JSON object per line, the text and label under keys
+//! (`text` and `label` unless told otherwise); blank lines are skipped.
+use std::io::{BufRead, Read};
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::{Map, Value};
+
+use super::{Column, Place, Row, TableOptions};
+
+/// Streams the rows of a JSON Lines file to `sink`.
+pub(super) fn read(
+    opts: &TableOptions,
+    input: impl Read,
+    sink: &mut dyn FnMut(Row) -> Result<()>,
+) -> Result<()> {
+    let text_key = key(opts.text_column.as_ref(), "text", "--text-column")?;
+    let label_key = key(opts.label_column.as_ref(), "label", "--label-column")?;
+    let mut input = std::io::BufReader::with_capacity(1 << 16, input);
+    let mut bytes = Vec::new();
+    let mut line = 0u64;
+    loop {
+        bytes.clear();
+        if input
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| anyhow!("cannot read it: {e}"))?
+            == 0
+        {
+            return Ok(());
+        }
+        line += 1;
+        let at = |problem: String| anyhow!("line {line}: {problem}");
+        let json = std::str::from_utf8(&bytes).map_err(|e| {
+            at(format!(
+                "not valid UTF-8 (byte {} of the line); save the file as UTF-8",
+                e.valid_up_to()
+            ))
+        })?;
+        if json.trim().is_empty() {
+            continue;
+        }
+        let object: Map<String, Value> =
+            serde_json::from_str(json).map_err(|e| at(format!("not a JSON object: {e}")))?;
+        let text = match object.get(text_key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => bail!(at(format!("'{text_key}' is {}, not a string", kind(other)))),
+            None => bail!(at(format!(
+                "no key '{text_key}' (give another with --text-column)"
+            ))),
+        };
+        // A missing or null label is left empty, for the caller to refuse
+        // like an empty one.
+        let label = match object.get(label_key) {
+            Some(Value::String(s)) => s.trim().to_owned(),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => bail!(at(format!(
+                "'{label_key}' is {}; a label is a string or an integer",
+                kind(other)
+            ))),
+        };
+        sink(Row {
+            place: Place::Line(line),
+            text,
+            label,
+        })?;
+    }
+}
+
+/// The key of a column: JSON objects have no positions.
+fn key<'a>(column: Option<&'a Column>, default: &'a str, flag: &str) -> Result<&'a str> {
+    match column {
+        None => Ok(default),
+        Some(Column::Name(name)) => Ok(name),
+        Some(Column::Position(i)) => {
+            bail!("{flag} {i}: JSON Lines rows are objects, so name the key instead of a position")
+        }
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,222 @@
+//! CSV and TSV files (the `csv` crate): a header row or not, the text and
+//! label columns by name or 0-based position, every row with the same
+//! number of fields, every field valid UTF-8, and no quote left open.
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::{Column, Header, Place, Row, TableOptions};
+
+/// Streams the rows of the delimited file at `path` to `sink`.
+pub(super) fn read(
+    path: &Path,
+    delimiter: u8,
+    opts: &TableOptions,
+    input: impl Read,
+    sink: &mut dyn FnMut(Row) -> Result<()>,
+) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
+    let mut record = csv::ByteRecord::new();
+    let mut columns: Option<Columns> = None;
+    // Where the last record started: an unclosed quote can only be there.
+    let mut last = csv::Position::new();
+    while read_record(&mut reader, &mut record)? {
+        if let Some(position) = record.position() {
+            last = position.clone();
+        }
+        let line = last.line();
+        let columns = match &columns {
+            Some(c) => c,
+            None => {
+                let first = columns.insert(Columns::resolve(&record, opts)?);
+                if opts.header == Header::Present {
+                    continue;
+                }
+                first
+            }
+        };
+        if record.len() != columns.width {
+            // An open quote swallows the lines after it: name that first.
+            ensure_quotes_closed(path, delimiter, &last)?;
+            let few = record.len() < columns.width;
+            let spans = spans_lines(&record, &reader);
+            bail!(
+                "line {line}: {} fields, {} than the {} of line {}{}",
+                record.len(),
+                if few { "fewer" } else { "more" },
+                columns.width,
+                columns.first_line,
+                if spans {
+                    " (a quote left open above it?)"
+                } else {
+                    ""
+                }
+            );
+        }
+        sink(Row {
+            place: Place::Line(line),
+            text: utf8(&record[columns.text], "text", line)?,
+            label: utf8(&record[columns.label], "label", line)?
+                .trim()
+                .to_owned(),
+        })?;
+    }
+    ensure_quotes_closed(path, delimiter, &last)
+}
+
+/// The next record, or `false` at the end of the file.
+fn read_record(reader: &mut csv::Reader<impl Read>, record: &mut csv::ByteRecord) -> Result<bool> {
+    // Flexible byte records fail only on reading.
+    reader
+        .read_byte_record(record)
+        .map_err(|e| anyhow!("cannot read it: {e}"))
+}
+
+/// Whether the record ended on a later line than it started (only a quoted
+/// field can hold a line break).
+fn spans_lines(record: &csv::ByteRecord, reader: &csv::Reader<impl Read>) -> bool {
+    let start = record.position().map_or(0, |p| p.line());
+    reader.position().line() > start + 1
+}
+
+fn utf8(field: &[u8], what: &str, line: u64) -> Result<String> {
+    match std::str::from_utf8(field) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(e) => bail!(
+            "line {line}: the {what} is not valid UTF-8 (byte {} of the field); save the file as UTF-8",
+            e.valid_up_to()
+        ),
+    }
+}
+
+/// The csv crate takes a quote that is never closed as running to the end
+/// of the file, so it can only be in the record that starts at `from` or
+/// later; those bytes are scanned again with the quoting rule (a quote
+/// opens a field only at its start).
+fn ensure_quotes_closed(path: &Path, delimiter: u8, from: &csv::Position) -> Result<()> {
+    let mut file = File::open(path).context("cannot open it again")?;
+    file.seek(SeekFrom::Start(from.byte()))?;
+    let mut tail = Vec::new();
+    BufReader::new(file).read_to_end(&mut tail)?;
+    if let Some(opened) = unclosed_quote(&tail, delimiter) {
+        let lines_before = tail[..opened].iter().filter(|&&b| b == b'\n').count() as u64;
+        bail!(
+            "line {}: this quote is never closed",
+            from.line() + lines_before
+        );
+    }
+    Ok(())
+}
+
+/// The offset of a quote that opens a field and is never closed.
+fn unclosed_quote(bytes: &[u8], delimiter: u8) -> Option<usize> {
+    let mut at_field_start = true;
+    let mut opened: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match opened {
+            Some(_) if b == b'"' && bytes.get(i + 1) == Some(&b'"') => i += 1,
+            Some(_) if b == b'"' => opened = None,
+            Some(_) => {}
+            None if b == b'"' && at_field_start => opened = Some(i),
+            None => {}
+        }
+        at_field_start = opened.is_none() && (b == delimiter || b == b'\n');
+        i += 1;
+    }
+    opened
+}
+
+/// Where the text and label are in every row.
+struct Columns {
+    text: usize,
+    label: usize,
+    width: usize,
+    first_line: u64,
+}
+
+impl Columns {
+    /// From the first record: the header (if there is one) or the first row.
+    fn resolve(first: &csv::ByteRecord, opts: &TableOptions) -> Result<Columns> {
+        let first_line = first.position().map_or(1, |p| p.line());
+        let width = first.len();
+        let names: Vec<String> = match opts.header {
+            Header::Present => (0..width)
+                .map(|i| utf8(&first[i], "header", first_line).map(|n| n.trim().to_owned()))
+                .collect::<Result<_>>()?,
+            Header::Absent => Vec::new(),
+        };
+        let find = |column: &Column, flag: &str| -> Result<usize> {
+            match column {
+                Column::Position(i) if *i < width => Ok(*i),
+                Column::Position(i) => {
+                    bail!("{flag} {i}: line {first_line} has {width} columns, counted from 0")
+                }
+                Column::Name(name) if names.is_empty() => bail!(
+                    "{flag} '{name}' is a column name, but the file has no header row: give its 0-based position"
+                ),
+                Column::Name(name) => names.iter().position(|n| n == name).with_context(|| {
+                    format!("{flag}: no column '{name}' in the header (its columns: {})", names.join(", "))
+                }),
+            }
+        };
+        let named = |default: &str| names.iter().position(|n| n == default);
+        let (text, label) = match (&opts.text_column, &opts.label_column) {
+            (Some(t), Some(l)) => (find(t, "--text-column")?, find(l, "--label-column")?),
+            (Some(t), None) => {
+                let t = find(t, "--text-column")?;
+                (t, named("label").or(other_of_two(width, t)).context(
+                    "no column 'label' and not two columns: say which with --label-column",
+                )?)
+            }
+            (None, Some(l)) => {
+                let l = find(l, "--label-column")?;
+                (named("text").or(other_of_two(width, l)).context(
+                    "no column 'text' and not two columns: say which with --text-column",
+                )?, l)
+            }
+            (None, None) => match (named("text"), named("label")) {
+                (Some(t), Some(l)) => (t, l),
+                _ if width == 2 => (0, 1),
+                _ => bail!(
+                    "{width} columns and no 'text' and 'label' among them: say which with --text-column and --label-column"
+                ),
+            },
+        };
+        if text == label {
+            bail!("the text and the label are the same column ({text})");
+        }
+        Ok(Columns {
+            text,
+            label,
+            width,
+            first_line,
+        })
+    }
+}
+
+/// In a file of two columns, the one that is not `taken`.
+fn other_of_two(width: usize, taken: usize) -> Option<usize> {
+    (width == 2).then_some(1 - taken.min(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quote_is_unclosed_only_when_it_opens_a_field() {
+        assert_eq!(unclosed_quote(b"a,\"b", b','), Some(2));
+        assert_eq!(unclosed_quote(b"a,\"b\"\"c\"\n", b','), None);
+        assert_eq!(unclosed_quote(b"a,b\"c\n", b','), None);
+        assert_eq!(unclosed_quote(b"\"a\nb\",1\n", b','), None);
+        assert_eq!(unclosed_quote(b"x,1\n\"a\nb,1\n", b','), Some(4));
+    }
+}
