@@ -20,6 +20,7 @@ pub mod lock;
 pub mod model;
 pub mod optim;
 pub mod progress;
+pub mod results;
 pub mod run_folder;
 pub mod settings;
 pub mod train;
