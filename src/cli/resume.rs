@@ -73,6 +73,11 @@ fn fixed_flags(flags: &TrainFlags, saved: &RunConfig) -> Vec<(&'static str, Stri
             format!("{:?}", t.validation_split),
         ),
         (
+            "history_every_steps",
+            format!("{:?}", f.history_every_steps.map(|n| n as usize)),
+            format!("{:?}", t.history_every_steps),
+        ),
+        (
             "seed",
             format!("{:?}", flags.seed),
             format!("{:?}", Some(saved.seed)),
