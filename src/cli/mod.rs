@@ -6,6 +6,7 @@
 //! keeps working. `--resume RUN` takes the settings of an earlier run
 //! (`resume.rs`).
 mod resume;
+mod results;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,7 +18,9 @@ use crate::data::{DataConfig, CANONICAL_URL};
 use crate::device::{available_threads, DeviceChoice, GruChoice, Placement};
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
+use crate::results::OutputFormat;
 use crate::run_folder::WeightsChoice;
+pub use results::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
 use crate::settings::{
     check_memory, check_passes, check_sha256, check_threads, defaults, CallbackConfig,
     EvaluateData, EvaluateSettings, ModelConfig, Monitor, PredictSettings, ReduceLrOnPlateau,
@@ -51,6 +54,15 @@ pub enum Command {
     Predict(PredictFlags),
     /// Evaluate a trained run on the test set: loss, accuracy and reviews/s.
     Evaluate(EvaluateFlags),
+    /// Draw the learning curves of one or more runs (SVG and PNG).
+    Plot(PlotFlags),
+    /// Print the settings that differ between runs and what each reached.
+    Compare(CompareFlags),
+    /// Print the model's layers and parameter counts, like Keras's model.summary().
+    Summary(SummaryFlags),
+    /// Write a self-contained HTML report of a run: curves, test metrics,
+    /// calibration, accuracy by length, the most confident mistakes.
+    Report(ReportFlags),
 }
 
 /// Where the reviews come from.
@@ -193,6 +205,10 @@ pub struct FitFlags {
     /// validation_split does.
     #[arg(long, value_name = "FRACTION")]
     pub validation_split: Option<f64>,
+    /// Record the running loss and accuracy in <run-dir>/steps.csv every N
+    /// steps [default: about 40 points per epoch].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub history_every_steps: Option<u64>,
 }
 
 /// Keras's callbacks: the best epoch, early stopping, reduce-on-plateau.
@@ -232,6 +248,19 @@ pub struct CallbackFlags {
     /// The learning rate is never reduced below this.
     #[arg(long, default_value_t = defaults::MIN_LR)]
     pub min_lr: f64,
+}
+
+impl ModelFlags {
+    /// The model these flags and `shape` describe (not yet validated).
+    fn config(&self, shape: &DataShapeFlags) -> ModelConfig {
+        ModelConfig {
+            max_features: shape.max_features,
+            embedding_dim: self.embedding_dim,
+            units: self.units,
+            dropout: self.dropout,
+            recurrent_dropout: self.recurrent_dropout,
+        }
+    }
 }
 
 impl CallbackFlags {
@@ -279,6 +308,9 @@ pub struct PredictFlags {
     pub threads: ThreadsFlags,
     #[command(flatten)]
     pub weights: WeightsFlags,
+    /// Print one JSON object per review ({"probability", "label", "text"}) instead.
+    #[arg(long)]
+    pub json: bool,
     /// Review texts; with none and no --file, reads stdin.
     pub texts: Vec<String>,
 }
@@ -354,13 +386,7 @@ impl TryFrom<&TrainFlags> for TrainSettings {
 
     fn try_from(flags: &TrainFlags) -> Result<TrainSettings> {
         let verbosity = Verbosity::from_keras(flags.verbose);
-        let model = ModelConfig {
-            max_features: flags.shape.max_features,
-            embedding_dim: flags.model.embedding_dim,
-            units: flags.model.units,
-            dropout: flags.model.dropout,
-            recurrent_dropout: flags.model.recurrent_dropout,
-        };
+        let model = flags.model.config(&flags.shape);
         let fit = &flags.fit;
         let train = TrainConfig {
             epochs: fit.epochs,
@@ -374,6 +400,7 @@ impl TryFrom<&TrainFlags> for TrainSettings {
             },
             validation_split: fit.validation_split,
             callbacks: flags.callbacks.config(),
+            history_every_steps: fit.history_every_steps.map(|n| n as usize),
         };
         let data = flags
             .source
@@ -425,6 +452,7 @@ impl TryFrom<&PredictFlags> for PredictSettings {
             texts: flags.texts()?,
             weights: flags.weights.weights,
             placement: Placement::resolve(DeviceChoice::Cpu, GruChoice::Auto, 0.0, threads)?,
+            format: OutputFormat::json_if(flags.json),
         })
     }
 }

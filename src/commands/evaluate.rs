@@ -25,7 +25,7 @@ pub struct Throughput {
 
 /// The test set shaped as the run was trained: same num_words and maxlen,
 /// and by default the same archive.
-fn data_of_run(data: &EvaluateData, run: &RunConfig) -> DataConfig {
+pub(crate) fn data_of_run(data: &EvaluateData, run: &RunConfig) -> DataConfig {
     let (url, sha256) = match &data.url {
         Some(url) => (url.clone(), data.sha256.clone()),
         None => (run.data_url.clone(), run.data_sha256.clone()),

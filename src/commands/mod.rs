@@ -1,4 +1,8 @@
 //! The subcommands, each from its validated settings to its output.
+pub mod compare;
 pub mod evaluate;
+pub mod plot;
 pub mod predict;
+pub mod report;
+pub mod summary;
 pub mod train;

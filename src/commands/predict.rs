@@ -1,9 +1,21 @@
-//! `gru-imdb predict`: one line per text, `probability<TAB>label<TAB>text`.
+//! `gru-imdb predict`: one line per text, `probability<TAB>label<TAB>text`,
+//! or with `--json` one JSON object per text (JSON Lines).
 use anyhow::{bail, Result};
+use serde::Serialize;
 
 use crate::inference::TrainedModel;
+use crate::results::metrics::Threshold;
+use crate::results::OutputFormat;
 use crate::run_folder::RunFolder;
 use crate::settings::PredictSettings;
+
+/// One line of `predict --json`.
+#[derive(Debug, Serialize)]
+struct PredictionLine<'a> {
+    probability: f64,
+    label: &'static str,
+    text: &'a str,
+}
 
 pub fn predict_command(settings: &PredictSettings) -> Result<()> {
     let texts = &settings.texts;
@@ -17,9 +29,24 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
         settings.weights,
         &settings.placement,
     )?;
-    for (text, p) in texts.iter().zip(trained.predict(texts)) {
-        let label = if p > 0.5 { "positive" } else { "negative" };
-        println!("{p:.4}\t{label}\t{text}");
+    let threshold = Threshold::default();
+    for (text, probability) in texts.iter().zip(trained.predict(texts)) {
+        let label = if threshold.says_positive(probability) {
+            "positive"
+        } else {
+            "negative"
+        };
+        match settings.format {
+            OutputFormat::Text => println!("{probability:.4}\t{label}\t{text}"),
+            OutputFormat::Json => println!(
+                "{}",
+                serde_json::to_string(&PredictionLine {
+                    probability,
+                    label,
+                    text,
+                })?
+            ),
+        }
     }
     Ok(())
 }

@@ -10,6 +10,8 @@ use crate::evaluation::{evaluate, SplitTensors};
 use crate::model::SentimentModel;
 use crate::optim::Adam;
 use crate::progress::Verbosity;
+use crate::results::live::write_run_plot;
+use crate::results::summary::model_summary;
 use crate::run_folder::{
     load_weights, read_optimizer, BestWeights, Checkpoint, RunConfig, RunFolder, RunResults,
     RunStatus, TestResult, WeightsChoice,
@@ -152,6 +154,11 @@ impl<'a> Session<'a> {
             settings.seed,
             session.folder.dir().display()
         ));
+        session.say(
+            model_summary(&settings.model, settings.data.maxlen)
+                .trim_end()
+                .to_owned(),
+        );
         Ok(session)
     }
 
@@ -214,7 +221,8 @@ impl<'a> Session<'a> {
                 best,
                 config_sha256: inputs_sha256.0.clone(),
                 vocab_sha256: inputs_sha256.1.clone(),
-            })
+            })?;
+            write_run_plot(folder.dir(), &state.history, &state.steps)
         })
     }
 
