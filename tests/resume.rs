@@ -21,6 +21,14 @@ fn history_of(f: &Fixture, run: &str) -> Vec<Vec<String>> {
     metrics(&read_history(&f.root.join(run).join("history.csv")).1)
 }
 
+/// Every row of the step-level history (it has no timings), header first.
+fn steps_of(f: &Fixture, run: &str) -> Vec<Vec<String>> {
+    let (header, rows) = read_history(&f.root.join(run).join("steps.csv"));
+    let mut all = vec![vec![header]];
+    all.extend(rows.into_iter().map(|r| r.fields));
+    all
+}
+
 /// `train --resume <run>` with the data flags; returns (code, stdout, stderr).
 fn resume(f: &Fixture, run: &str, extra: &[&str]) -> (Option<i32>, String, String) {
     let run_dir = f.path(run);
@@ -80,6 +88,11 @@ fn a_run_stopped_anywhere_and_resumed_has_the_history_of_one_never_stopped() {
             "stopped at {stop}"
         );
         assert_eq!(
+            steps_of(&f, &run),
+            steps_of(&f, "whole"),
+            "steps.csv, stopped at {stop}"
+        );
+        assert_eq!(
             printed(&stdout, "Test accuracy: "),
             printed(&whole, "Test accuracy: ")
         );
@@ -120,6 +133,7 @@ fn a_run_killed_again_and_again_and_resumed_each_time_ends_as_one_never_killed()
     }
     assert!(kills >= 12, "only {kills} kills");
     assert_eq!(history_of(&f, "killed"), history_of(&f, "whole"));
+    assert_eq!(steps_of(&f, "killed"), steps_of(&f, "whole"));
     let run = f.root.join("killed");
     let left: Vec<String> = all_paths(&run)
         .into_iter()
