@@ -5,8 +5,8 @@
 //! [FLAGS]` does, so the tutorial's `cargo run --release -- --epochs 5`
 //! keeps working. `--resume RUN` takes the settings of an earlier run
 //! (`resume.rs`).
-mod resume;
 mod results;
+mod resume;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,12 +20,12 @@ use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 use crate::results::OutputFormat;
 use crate::run_folder::WeightsChoice;
-pub use results::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
 use crate::settings::{
     check_memory, check_passes, check_sha256, check_threads, defaults, CallbackConfig,
     EvaluateData, EvaluateSettings, ModelConfig, Monitor, PredictSettings, ReduceLrOnPlateau,
     RunOutputs, TrainConfig, TrainSettings,
 };
+pub use results::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
 
 #[derive(Parser, Debug)]
 #[command(

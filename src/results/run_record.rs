@@ -39,7 +39,10 @@ impl RunRecord {
         let config: RunConfig = serde_json::from_value(config_json.clone())
             .with_context(|| format!("{} is not a gru-imdb run config", config_path.display()))?;
         // A run trained with --history keeps its history there.
-        let history = config.history.clone().unwrap_or_else(|| dir.join(HISTORY_FILE));
+        let history = config
+            .history
+            .clone()
+            .unwrap_or_else(|| dir.join(HISTORY_FILE));
         ensure!(
             history.exists(),
             "{} has no {}: the run has not finished an epoch",

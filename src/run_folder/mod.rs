@@ -39,8 +39,8 @@ use crate::train::EpochRecord;
 pub use checkpoint::{read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints};
 pub use config::RunConfig;
 pub use history::{write_history_file, HEADER as HISTORY_HEADER};
-pub use steps::{write_steps, HEADER as STEPS_HEADER};
 pub use results::{RunResults, RunStatus, TestResult};
+pub use steps::{write_steps, HEADER as STEPS_HEADER};
 pub use weights::load_weights;
 
 pub const CONFIG_FILE: &str = "config.json";
