@@ -367,6 +367,22 @@ fn predict_json(run_dir: &Path, texts: &[String]) -> Vec<serde_json::Value> {
 }
 
 /// The full-precision value the report gives for `metric`.
+/// `report` of the small run into `name` under the fixture's root: the
+/// HTML, and what the command printed on stderr.
+fn write_report(f: &Fixture, name: &str) -> (String, String) {
+    let out = f.root.join(name);
+    let (code, _, stderr) = run(&[
+        "report",
+        path_str(&f.small),
+        "-o",
+        path_str(&out),
+        "--data-dir",
+        path_str(&f.root.join("data")),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    (std::fs::read_to_string(&out).unwrap(), stderr)
+}
+
 fn reported(html: &str, metric: &str) -> f64 {
     let key = format!("data-metric=\"{metric}\" data-value=\"");
     let at = html
@@ -418,21 +434,11 @@ fn predict_json_prints_one_object_per_review() {
 #[test]
 fn every_report_metric_equals_an_independent_computation() {
     let f = fixture();
-    let out = f.root.join("report.html");
-    let (code, _, stderr) = run(&[
-        "report",
-        path_str(&f.small),
-        "--output",
-        path_str(&out),
-        "--data-dir",
-        path_str(&f.root.join("data")),
-    ]);
-    assert_eq!(code, Some(0), "{stderr}");
+    let (html, stderr) = write_report(f, "report.html");
     assert!(
         stderr.contains(&format!("Using the weights after epoch {EPOCHS}")),
         "the report says which weights it ran: {stderr}"
     );
-    let html = std::fs::read_to_string(&out).unwrap();
     let reviews = test_reviews();
     let texts: Vec<String> = reviews.iter().map(|(_, t)| t.clone()).collect();
     let labels: Vec<u8> = reviews.iter().map(|(y, _)| *y).collect();
@@ -491,17 +497,7 @@ fn every_report_metric_equals_an_independent_computation() {
 #[test]
 fn the_report_quotes_the_most_confident_mistakes_first() {
     let f = fixture();
-    let out = f.root.join("report-wrong.html");
-    let (code, _, stderr) = run(&[
-        "report",
-        path_str(&f.small),
-        "-o",
-        path_str(&out),
-        "--data-dir",
-        path_str(&f.root.join("data")),
-    ]);
-    assert_eq!(code, Some(0), "{stderr}");
-    let html = std::fs::read_to_string(&out).unwrap();
+    let (html, _) = write_report(f, "report-wrong.html");
     let errors: Vec<f64> = html
         .split("data-wrong=\"")
         .skip(1)
@@ -522,17 +518,7 @@ fn the_report_quotes_the_most_confident_mistakes_first() {
 #[test]
 fn the_report_references_nothing_outside_itself() {
     let f = fixture();
-    let out = f.root.join("report-self.html");
-    let (code, _, stderr) = run(&[
-        "report",
-        path_str(&f.small),
-        "-o",
-        path_str(&out),
-        "--data-dir",
-        path_str(&f.root.join("data")),
-    ]);
-    assert_eq!(code, Some(0), "{stderr}");
-    let html = std::fs::read_to_string(&out).unwrap().to_lowercase();
+    let html = write_report(f, "report-self.html").0.to_lowercase();
     for outside in [
         "src=", "href=", "url(", "@import", "<script", "<link", "<img", "<iframe", "<object",
     ] {

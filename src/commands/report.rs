@@ -4,17 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::evaluate::data_of_run;
+use super::evaluate::{open_run_under_test, RunUnderTest};
 use crate::atomic::write_atomically;
 use crate::data::read_texts;
 use crate::device::Placement;
-use crate::inference::TrainedModel;
 use crate::results::check_output_folder;
 use crate::results::metrics::Threshold;
 use crate::results::report::{render_report, DataSummary, ReportInput};
 use crate::results::run_record::RunRecord;
 use crate::results::test_predictions::predict_test_set;
-use crate::run_folder::{RunFolder, WeightsChoice};
+use crate::run_folder::WeightsChoice;
 use crate::settings::EvaluateData;
 
 /// The report's file in the run folder when no `--output` is given.
@@ -38,12 +37,12 @@ pub fn report_command(settings: &ReportSettings) -> Result<()> {
         .unwrap_or_else(|| settings.run_dir.join(REPORT_FILE));
     check_output_folder(&output)?;
     let run = RunRecord::load(&settings.run_dir)?;
-    let trained = TrainedModel::load(
-        &RunFolder::open(&settings.run_dir),
+    let RunUnderTest { trained, data } = open_run_under_test(
+        &settings.run_dir,
         settings.weights,
         &settings.placement,
+        &settings.data,
     )?;
-    let data = data_of_run(&settings.data, &trained.config);
     let texts = read_texts(&data)?;
     let summary = DataSummary {
         archive: data.url.clone(),
