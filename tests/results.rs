@@ -59,6 +59,18 @@ impl Fixture {
     }
 
     fn train_with(&self, run_dir: &Path, units: &str, epochs: usize, extra: &[&str]) {
+        let args = self.train_args(run_dir, units, epochs, extra);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, Some(0), "training failed:\n{stdout}\n{stderr}");
+    }
+
+    fn train_args(
+        &self,
+        run_dir: &Path,
+        units: &str,
+        epochs: usize,
+        extra: &[&str],
+    ) -> Vec<String> {
         let epochs = epochs.to_string();
         let mut args: Vec<String> = [
             "--epochs",
@@ -88,8 +100,7 @@ impl Fixture {
         .to_vec();
         args.extend(extra.iter().map(|a| a.to_string()));
         args.extend(self.data_flags());
-        let (code, stdout, stderr) = run(&args);
-        assert_eq!(code, Some(0), "training failed:\n{stdout}\n{stderr}");
+        args
     }
 }
 
@@ -192,6 +203,37 @@ fn the_step_interval_is_a_training_flag() {
         (1.0, 8.0),
     ];
     assert_eq!(steps, expected);
+}
+
+#[test]
+fn a_run_stopped_in_its_first_epoch_keeps_its_steps_but_has_nothing_to_plot_yet() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let args = f.train_args(&run_dir, "8", 2, &["--stop-after-steps", "3"]);
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, Some(130), "{stderr}");
+    let steps: Vec<(f64, f64)> = csv_rows(&run_dir.join("steps.csv"))
+        .iter()
+        .map(|r| (r[0], r[1]))
+        .collect();
+    assert_eq!(steps, [(0.0, 1.0), (0.0, 2.0), (0.0, 3.0)]);
+    assert!(!run_dir.join("history.svg").exists());
+    let (code, _, stderr) = run(&["plot", path_str(&run_dir)]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("no finished epoch") && stderr.contains("history.csv"),
+        "{stderr}"
+    );
+
+    // Resumed, it goes on from step 3 and draws its curves.
+    let mut resume = vec!["train".to_owned(), "--resume".to_owned()];
+    resume.push(path_str(&run_dir).to_owned());
+    resume.extend(f.data_flags());
+    let (code, _, stderr) = run(&resume);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(csv_rows(&run_dir.join("steps.csv")).len(), 2 * 8);
+    assert_eq!(svg_curves(&run_dir.join("history.svg")).len(), 6);
 }
 
 #[test]
