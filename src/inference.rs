@@ -12,6 +12,8 @@ pub struct TrainedModel {
     pub model: SentimentModel,
     pub vocab: Vocabulary,
     pub config: RunConfig,
+    /// Which of the run's weights these are, in words.
+    pub weights: String,
     _vs: nn::VarStore,
 }
 
@@ -34,6 +36,7 @@ impl TrainedModel {
             model,
             vocab,
             config,
+            weights,
             _vs: vs,
         })
     }

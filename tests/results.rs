@@ -481,6 +481,7 @@ fn every_report_metric_equals_an_independent_computation() {
         stderr.contains(&format!("Using the weights after epoch {EPOCHS}")),
         "the report says which weights it ran: {stderr}"
     );
+    assert!(html.contains(&format!("from the weights after epoch {EPOCHS} on all")));
     let reviews = test_reviews();
     let texts: Vec<String> = reviews.iter().map(|(_, t)| t.clone()).collect();
     let labels: Vec<u8> = reviews.iter().map(|(y, _)| *y).collect();

@@ -53,6 +53,7 @@ pub fn report_command(settings: &ReportSettings) -> Result<()> {
     let predictions = predict_test_set(&trained, texts.test);
     let html = render_report(&ReportInput {
         run: &run,
+        weights: &trained.weights,
         data: &summary,
         predictions: &predictions,
         threshold: Threshold::default(),

@@ -39,6 +39,9 @@ pub struct DataSummary {
 /// Everything the report is made of.
 pub struct ReportInput<'a> {
     pub run: &'a RunRecord,
+    /// Which of the run's weights made the predictions, in words (e.g.
+    /// "the weights after epoch 5").
+    pub weights: &'a str,
     pub data: &'a DataSummary,
     pub predictions: &'a TestPredictions,
     pub threshold: Threshold,
@@ -85,7 +88,7 @@ pub fn render_report(input: &ReportInput) -> Result<String> {
     );
     html += &run_section(input);
     html += &curves_section(input.run)?;
-    html += &metrics_section(&metrics);
+    html += &metrics_section(&metrics, input.weights);
     html += &analysis_section(input, &predictions)?;
     html += &wrong_section(input, &predictions);
     html += "</body></html>\n";
@@ -220,13 +223,14 @@ fn curves_section(run: &RunRecord) -> Result<String> {
     Ok(html + "</table>\n")
 }
 
-fn metrics_section(m: &BinaryMetrics) -> String {
+fn metrics_section(m: &BinaryMetrics, weights: &str) -> String {
     let c = &m.confusion;
     let mut html = format!(
-        "<h2 id=\"metrics\">Test metrics</h2>\n<p>Computed by this program from the run's weights on all {} test reviews. \
+        "<h2 id=\"metrics\">Test metrics</h2>\n<p>Computed by this program from {} on all {} test reviews. \
          Threshold: a review is predicted positive when its probability is above \
          <b data-metric=\"threshold\" data-value=\"{t}\">{t}</b>.</p>\n\
          <div class=\"columns\"><table>\n",
+        escape(weights),
         thousands(m.count),
         t = m.threshold.0
     );
@@ -404,6 +408,7 @@ mod tests {
         };
         render_report(&ReportInput {
             run: &run,
+            weights: "the weights after epoch 1",
             data: &data,
             predictions: &predictions,
             threshold: Threshold::default(),
