@@ -188,6 +188,9 @@ fn the_best_epoch_is_kept_restored_and_tested() {
     assert!((printed(&stdout, "Test accuracy: ") - rows[best].get(3)).abs() < 1e-4);
     let read = |name: &str| std::fs::read(f.root.join("best").join(name)).unwrap();
     assert_eq!(read("model.safetensors"), read("model.best.safetensors"));
+    // The checkpoint that restores the best weights keeps every step.
+    let steps = steps_of(&f, "best");
+    assert_eq!(steps.len(), 1 + 6 * 10, "a header and 10 steps an epoch");
     // predict and evaluate say which weights they use.
     let (code, _, stderr) = run_cli(&["predict", "--run-dir", &f.path("best"), "great"]);
     assert_eq!(code, Some(0), "{stderr}");
