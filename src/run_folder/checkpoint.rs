@@ -5,9 +5,9 @@
 //! (`model.safetensors`, and `model.best.safetensors` when the best epoch is
 //! kept), Adam's moments (`optimizer.safetensors`), the history
 //! (`history.csv`), the step-level history (`steps.csv`) and the fit's
-//! state (`checkpoint.json`). It is written
-//! under a temporary name, synced, renamed, and then made current by
-//! replacing the symbolic link `checkpoints/latest` (one atomic rename);
+//! state (`checkpoint.json`). It is written under a temporary name, synced,
+//! renamed, and then made current by replacing the symbolic link
+//! `checkpoints/latest` (one atomic rename);
 //! the run folder's `model.safetensors`, `history.csv`, `steps.csv` and
 //! `model.best.safetensors` are links through `latest`. A reader thus sees
 //! one whole checkpoint or the one before, never a mix; a killed writer

@@ -21,7 +21,7 @@ use crate::optim::Adam;
 use crate::progress::{EpochProgress, Verbosity};
 use crate::settings::TrainConfig;
 pub use callbacks::{BestEpoch, CallbackState, EpochDecision};
-pub use steps::{StepInterval, StepRecord, AUTO_POINTS_PER_EPOCH};
+pub use steps::{StepInterval, StepRecord};
 
 /// One row of the history, as Keras's CSVLogger writes it plus timings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
