@@ -14,6 +14,8 @@ pub struct TrainedModel {
     pub config: RunConfig,
     /// By class; IMDB runs (no `labels.json`) are negative and positive.
     pub class_names: Vec<String>,
+    /// Which of the run's weights these are, in words.
+    pub weights: String,
     _vs: nn::VarStore,
 }
 
@@ -48,6 +50,7 @@ impl TrainedModel {
             vocab,
             config,
             class_names,
+            weights,
             _vs: vs,
         })
     }

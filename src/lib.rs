@@ -22,6 +22,7 @@ pub mod optim;
 mod pool;
 pub mod profile;
 pub mod progress;
+pub mod results;
 pub mod run_folder;
 pub mod settings;
 pub mod train;

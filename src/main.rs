@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches};
 use gru_imdb::cli::{train_settings, Cli, Command};
 use gru_imdb::commands::train::TrainOutcome;
-use gru_imdb::commands::{evaluate, predict, train};
+use gru_imdb::commands::{compare, evaluate, plot, predict, report, summary, train};
 use gru_imdb::data;
 
 /// Errors are printed with their causes, one per line, like ripgrep does,
@@ -49,5 +49,9 @@ fn run() -> Result<TrainOutcome> {
         )),
         Some(Command::Predict(flags)) => done(predict::predict_command(&flags.try_into()?)),
         Some(Command::Evaluate(flags)) => done(evaluate::evaluate_command(&flags.try_into()?)),
+        Some(Command::Plot(flags)) => done(plot::plot_command(&flags.into())),
+        Some(Command::Compare(flags)) => done(compare::compare_command(&flags.into())),
+        Some(Command::Summary(flags)) => done(summary::summary_command(&flags.try_into()?)),
+        Some(Command::Report(flags)) => done(report::report_command(&flags.try_into()?)),
     }
 }

@@ -15,6 +15,7 @@ use crate::data::DataConfig;
 use crate::device::Placement;
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
+use crate::results::OutputFormat;
 use crate::run_folder::WeightsChoice;
 use crate::train::EpochRecord;
 
@@ -112,6 +113,10 @@ pub struct TrainConfig {
     /// training data instead of on the test set.
     pub validation_split: Option<f64>,
     pub callbacks: CallbackConfig,
+    /// Record the running metrics in `steps.csv` every this many steps
+    /// (none: about 40 points per epoch). Runs from before it have none.
+    #[serde(default)]
+    pub history_every_steps: Option<usize>,
 }
 
 impl TrainConfig {
@@ -284,6 +289,8 @@ pub struct PredictSettings {
     pub texts: Vec<String>,
     pub weights: WeightsChoice,
     pub placement: Placement,
+    /// Tab-separated lines, or JSON Lines (`--json`).
+    pub format: OutputFormat,
 }
 
 /// The archive `evaluate` reads: the run's own unless given.

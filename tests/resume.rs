@@ -21,6 +21,14 @@ fn history_of(f: &Fixture, run: &str) -> Vec<Vec<String>> {
     metrics(&read_history(&f.root.join(run).join("history.csv")).1)
 }
 
+/// Every row of the step-level history (it has no timings), header first.
+fn steps_of(f: &Fixture, run: &str) -> Vec<Vec<String>> {
+    let (header, rows) = read_history(&f.root.join(run).join("steps.csv"));
+    let mut all = vec![vec![header]];
+    all.extend(rows.into_iter().map(|r| r.fields));
+    all
+}
+
 /// `train --resume <run>` with the data flags; returns (code, stdout, stderr).
 fn resume(f: &Fixture, run: &str, extra: &[&str]) -> (Option<i32>, String, String) {
     let run_dir = f.path(run);
@@ -80,6 +88,11 @@ fn a_run_stopped_anywhere_and_resumed_has_the_history_of_one_never_stopped() {
             "stopped at {stop}"
         );
         assert_eq!(
+            steps_of(&f, &run),
+            steps_of(&f, "whole"),
+            "steps.csv, stopped at {stop}"
+        );
+        assert_eq!(
             printed(&stdout, "Test accuracy: "),
             printed(&whole, "Test accuracy: ")
         );
@@ -126,6 +139,7 @@ fn a_run_killed_again_and_again_and_resumed_each_time_ends_as_one_never_killed()
         child.wait().unwrap();
     }
     assert_eq!(history_of(&f, "killed"), history_of(&f, "whole"));
+    assert_eq!(steps_of(&f, "killed"), steps_of(&f, "whole"));
     let run = f.root.join("killed");
     let left: Vec<String> = all_paths(&run)
         .into_iter()
@@ -180,6 +194,9 @@ fn the_best_epoch_is_kept_restored_and_tested() {
     assert!((printed(&stdout, "Test accuracy: ") - rows[best].get(3)).abs() < 1e-4);
     let read = |name: &str| std::fs::read(f.root.join("best").join(name)).unwrap();
     assert_eq!(read("model.safetensors"), read("model.best.safetensors"));
+    // The checkpoint that restores the best weights keeps every step.
+    let steps = steps_of(&f, "best");
+    assert_eq!(steps.len(), 1 + 6 * 10, "a header and 10 steps an epoch");
     // predict and evaluate say which weights they use.
     let (code, _, stderr) = run_cli(&["predict", "--run-dir", &f.path("best"), "great"]);
     assert_eq!(code, Some(0), "{stderr}");

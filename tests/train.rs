@@ -46,8 +46,10 @@ fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() 
             "checkpoints",
             "config.json",
             "history.csv",
+            "history.svg",
             "model.safetensors",
             "results.json",
+            "steps.csv",
             "vocab.txt"
         ]
     );

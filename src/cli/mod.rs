@@ -5,6 +5,7 @@
 //! [FLAGS]` does, so the tutorial's `cargo run --release -- --epochs 5`
 //! keeps working. `--resume RUN` takes the settings of an earlier run
 //! (`resume.rs`).
+mod results;
 mod resume;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -18,12 +19,14 @@ use crate::data::{DataConfig, CANONICAL_URL};
 use crate::device::{available_threads, DeviceChoice, GruChoice, Placement};
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
+use crate::results::OutputFormat;
 use crate::run_folder::WeightsChoice;
 use crate::settings::{
     check_memory, check_passes, check_sha256, check_texts_validation, check_threads, defaults,
     CallbackConfig, EvaluateData, EvaluateSettings, ModelConfig, Monitor, PredictSettings,
     ReduceLrOnPlateau, RunOutputs, TrainConfig, TrainSettings, IMDB_REVIEWS,
 };
+pub use results::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,6 +55,15 @@ pub enum Command {
     Predict(PredictFlags),
     /// Evaluate a trained run on the test set: loss, accuracy and reviews/s.
     Evaluate(EvaluateFlags),
+    /// Draw the learning curves of one or more runs (SVG and PNG).
+    Plot(PlotFlags),
+    /// Print the settings that differ between runs and what each reached.
+    Compare(CompareFlags),
+    /// Print the model's layers and parameter counts, like Keras's model.summary().
+    Summary(SummaryFlags),
+    /// Write a self-contained HTML report of a run: curves, test metrics,
+    /// calibration, accuracy by length, the most confident mistakes.
+    Report(ReportFlags),
 }
 
 /// Where the reviews come from.
@@ -254,6 +266,10 @@ pub struct FitFlags {
     /// in the file's order.
     #[arg(long, value_name = "FRACTION")]
     pub validation_split: Option<f64>,
+    /// Record the running loss and accuracy in <run-dir>/steps.csv every N
+    /// steps [default: about 40 points per epoch].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub history_every_steps: Option<u64>,
 }
 
 /// Keras's callbacks: the best epoch, early stopping, reduce-on-plateau.
@@ -293,6 +309,22 @@ pub struct CallbackFlags {
     /// The learning rate is never reduced below this.
     #[arg(long, default_value_t = defaults::MIN_LR)]
     pub min_lr: f64,
+}
+
+impl ModelFlags {
+    /// The model these flags and `shape` describe (not yet validated),
+    /// with two classes (a user's texts may have more: training sets them
+    /// from the data).
+    fn config(&self, shape: &DataShapeFlags) -> ModelConfig {
+        ModelConfig {
+            max_features: shape.max_features,
+            embedding_dim: self.embedding_dim,
+            units: self.units,
+            dropout: self.dropout,
+            recurrent_dropout: self.recurrent_dropout,
+            classes: 2,
+        }
+    }
 }
 
 impl CallbackFlags {
@@ -342,6 +374,9 @@ pub struct PredictFlags {
     pub threads: ThreadsFlags,
     #[command(flatten)]
     pub weights: WeightsFlags,
+    /// Print one JSON object per review ({"probability", "label", "text"}) instead.
+    #[arg(long)]
+    pub json: bool,
     /// Review texts; with none and no --file, reads stdin.
     pub texts: Vec<String>,
 }
@@ -458,15 +493,7 @@ impl TryFrom<&TrainFlags> for TrainSettings {
 impl TrainFlags {
     /// The model the flags ask for (unchecked).
     fn model_config(&self) -> ModelConfig {
-        ModelConfig {
-            max_features: self.shape.max_features,
-            embedding_dim: self.model.embedding_dim,
-            units: self.model.units,
-            dropout: self.model.dropout,
-            recurrent_dropout: self.model.recurrent_dropout,
-            // A user's texts may have more; training sets it from the data.
-            classes: 2,
-        }
+        self.model.config(&self.shape)
     }
 
     /// How the flags ask to train (unchecked).
@@ -484,6 +511,7 @@ impl TrainFlags {
             },
             validation_split: fit.validation_split,
             callbacks: self.callbacks.config(),
+            history_every_steps: fit.history_every_steps.map(|n| n as usize),
         }
     }
 }
@@ -508,6 +536,7 @@ impl TryFrom<&PredictFlags> for PredictSettings {
             texts: flags.texts()?,
             weights: flags.weights.weights,
             placement: Placement::resolve(DeviceChoice::Cpu, GruChoice::Auto, 0.0, threads)?,
+            format: OutputFormat::json_if(flags.json),
         })
     }
 }

@@ -24,7 +24,7 @@ pub fn explicit_flags(matches: &ArgMatches) -> HashSet<String> {
 
 /// The flags that would change the model, the data or what training
 /// computes, and where `config.json` keeps each.
-const FIXED_FLAGS: [(&str, &str); 29] = [
+const FIXED_FLAGS: [(&str, &str); 30] = [
     ("max_features", "/model/max_features"),
     ("embedding_dim", "/model/embedding_dim"),
     ("units", "/model/units"),
@@ -41,6 +41,7 @@ const FIXED_FLAGS: [(&str, &str); 29] = [
     ("beta_2", "/train/adam/beta_2"),
     ("epsilon", "/train/adam/epsilon"),
     ("validation_split", "/train/validation_split"),
+    ("history_every_steps", "/train/history_every_steps"),
     ("monitor", "/train/callbacks/monitor"),
     ("min_delta", "/train/callbacks/min_delta"),
     ("save_best", "/train/callbacks/save_best"),

@@ -1,5 +1,6 @@
 //! `gru-imdb evaluate`: test loss, accuracy and evaluation throughput of a
 //! trained run, one warm-up pass then `repeats` timed passes per batch size.
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
@@ -7,9 +8,10 @@ use serde::Serialize;
 
 use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, DataConfig};
+use crate::device::Placement;
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::inference::TrainedModel;
-use crate::run_folder::{write_json, RunConfig, RunFolder};
+use crate::run_folder::{write_json, RunConfig, RunFolder, WeightsChoice};
 use crate::settings::{EvaluateData, EvaluateSettings};
 
 /// One batch size's figures.
@@ -41,13 +43,32 @@ fn data_of_run(data: &EvaluateData, run: &RunConfig) -> DataConfig {
     }
 }
 
+/// A trained run loaded to be tested, and its test data.
+pub(crate) struct RunUnderTest {
+    pub trained: TrainedModel,
+    pub data: DataConfig,
+}
+
+/// The run in `run_dir` with its `weights`, and the data it is tested on
+/// (`data` as the command's flags give it).
+pub(crate) fn open_run_under_test(
+    run_dir: &Path,
+    weights: WeightsChoice,
+    placement: &Placement,
+    data: &EvaluateData,
+) -> Result<RunUnderTest> {
+    let trained = TrainedModel::load(&RunFolder::open(run_dir), weights, placement)?;
+    let data = data_of_run(data, &trained.config);
+    Ok(RunUnderTest { trained, data })
+}
+
 pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
-    let trained = TrainedModel::load(
-        &RunFolder::open(&settings.run_dir),
+    let RunUnderTest { trained, data } = open_run_under_test(
+        &settings.run_dir,
         settings.weights,
         &settings.placement,
+        &settings.data,
     )?;
-    let data = data_of_run(&settings.data, &trained.config);
     let test = match &trained.config.texts {
         // The run's own test file, unless an archive is named.
         Some(texts) if settings.data.url.is_none() => {

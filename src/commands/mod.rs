@@ -1,5 +1,9 @@
 //! The subcommands, each from its validated settings to its output.
+pub mod compare;
 pub mod evaluate;
+pub mod plot;
 pub mod predict;
+pub mod report;
+pub mod summary;
 pub mod train;
 mod train_data;

@@ -1,11 +1,23 @@
-//! `gru-imdb predict`: one line per text, `probability<TAB>label<TAB>text`.
-//! With two classes the probability is the second class's (IMDB's
-//! positive); with more, that of the most probable class, which is named.
+//! `gru-imdb predict`: one line per text, `probability<TAB>label<TAB>text`,
+//! or with `--json` one JSON object per text (JSON Lines). With two classes
+//! the probability is the second class's (IMDB's positive); with more,
+//! that of the most probable class, which is named.
 use anyhow::{bail, Result};
+use serde::Serialize;
 
 use crate::inference::TrainedModel;
+use crate::results::metrics::Threshold;
+use crate::results::OutputFormat;
 use crate::run_folder::RunFolder;
 use crate::settings::PredictSettings;
+
+/// One line of `predict --json`.
+#[derive(Debug, Serialize)]
+struct PredictionLine<'a> {
+    probability: f64,
+    label: &'a str,
+    text: &'a str,
+}
 
 pub fn predict_command(settings: &PredictSettings) -> Result<()> {
     let texts = &settings.texts;
@@ -19,9 +31,10 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
         settings.weights,
         &settings.placement,
     )?;
+    let threshold = Threshold::default();
     for (text, probabilities) in texts.iter().zip(trained.predict(texts)) {
-        let (class, p) = match probabilities.as_slice() {
-            [_, positive] => (usize::from(*positive > 0.5), *positive),
+        let (class, probability) = match probabilities.as_slice() {
+            [_, positive] => (usize::from(threshold.says_positive(*positive)), *positive),
             _ => probabilities
                 .iter()
                 .copied()
@@ -29,7 +42,18 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .expect("a model has at least two classes"),
         };
-        println!("{p:.4}\t{}\t{text}", trained.class_names[class]);
+        let label = trained.class_names[class].as_str();
+        match settings.format {
+            OutputFormat::Text => println!("{probability:.4}\t{label}\t{text}"),
+            OutputFormat::Json => println!(
+                "{}",
+                serde_json::to_string(&PredictionLine {
+                    probability,
+                    label,
+                    text,
+                })?
+            ),
+        }
     }
     Ok(())
 }

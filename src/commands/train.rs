@@ -11,6 +11,8 @@ use crate::model::SentimentModel;
 use crate::optim::Adam;
 use crate::profile;
 use crate::progress::Verbosity;
+use crate::results::live::write_run_plot;
+use crate::results::summary::model_summary;
 use crate::run_folder::{
     load_weights, read_optimizer, BestWeights, Checkpoint, RunConfig, RunFolder, RunResults,
     RunStatus, TestResult, WeightsChoice,
@@ -137,6 +139,11 @@ impl<'a> Session<'a> {
             settings.seed,
             session.folder.dir().display()
         ));
+        session.say(
+            model_summary(&settings.model, settings.data.maxlen)
+                .trim_end()
+                .to_owned(),
+        );
         Ok(session)
     }
 
@@ -199,7 +206,8 @@ impl<'a> Session<'a> {
                 best,
                 config_sha256: inputs_sha256.0.clone(),
                 vocab_sha256: inputs_sha256.1.clone(),
-            })
+            })?;
+            write_run_plot(folder.dir(), &state.history, &state.steps)
         })
     }
 

@@ -10,6 +10,7 @@ mod npy;
 mod pad;
 mod prepare;
 mod report;
+mod review_texts;
 pub mod texts;
 mod tokenize;
 mod vocab;
@@ -25,6 +26,7 @@ pub(crate) use download::sha256_file;
 pub use download::CANONICAL_SIZE;
 pub use npy::write_npy_i32;
 pub use pad::{pad_sequences, PAD_ID};
+pub use review_texts::{read_texts, ArchiveTexts, LabeledText};
 #[cfg(test)]
 use tokenize::tokenize;
 pub use vocab::{Vocabulary, INDEX_FROM, OOV_ID, START_ID};

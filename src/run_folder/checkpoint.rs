@@ -4,10 +4,11 @@
 //! A checkpoint is a folder `checkpoints/NNNNNN/` holding the weights
 //! (`model.safetensors`, and `model.best.safetensors` when the best epoch is
 //! kept), Adam's moments (`optimizer.safetensors`), the history
-//! (`history.csv`) and the fit's state (`checkpoint.json`). It is written
-//! under a temporary name, synced, renamed, and then made current by
-//! replacing the symbolic link `checkpoints/latest` (one atomic rename);
-//! the run folder's `model.safetensors`, `history.csv` and
+//! (`history.csv`), the step-level history (`steps.csv`) and the fit's
+//! state (`checkpoint.json`). It is written under a temporary name, synced,
+//! renamed, and then made current by replacing the symbolic link
+//! `checkpoints/latest` (one atomic rename);
+//! the run folder's `model.safetensors`, `history.csv`, `steps.csv` and
 //! `model.best.safetensors` are links through `latest`. A reader thus sees
 //! one whole checkpoint or the one before, never a mix; a killed writer
 //! leaves only a temporary folder, which the next claim of the run folder
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::history::write_history;
+use super::steps::write_steps;
 use super::weights::{read_tensors, write_tensors, write_weights};
 use crate::atomic::{sync, sync_parent};
 use crate::model::Parameters;
@@ -35,6 +37,7 @@ const LAST_WEIGHTS: &str = "last.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "checkpoint.json";
 pub const HISTORY: &str = "history.csv";
+pub const STEPS: &str = "steps.csv";
 const TEMP_PREFIX: &str = ".tmp-";
 
 /// `checkpoint.json`.
@@ -147,6 +150,7 @@ impl Checkpoints {
             }
             write_optimizer(&checkpoint.optimizer, &dir.join(OPTIMIZER))?;
             write_history(&dir.join(HISTORY), &checkpoint.fit.history)?;
+            write_steps(&dir.join(STEPS), &checkpoint.fit.steps)?;
             write_info(
                 &dir.join(STATE),
                 &CheckpointInfo {
@@ -178,6 +182,9 @@ impl Checkpoints {
                 &dir.join(LAST_WEIGHTS),
             )?;
             link_or_copy(&previous.join(BEST_WEIGHTS), &dir.join(WEIGHTS))?;
+            // Written from the state, not linked: a checkpoint from before
+            // step histories has no steps.csv to link.
+            write_steps(&dir.join(STEPS), &info.fit.steps)?;
             info.training_weights = LAST_WEIGHTS.to_owned();
             write_info(&dir.join(STATE), &info)
         })

@@ -6,8 +6,9 @@
 //!   a user's texts, `labels.json`: its class names, by class;
 //! - `checkpoints/` ([`Checkpoints`]): where training stands, published
 //!   whole after every epoch (and at an interrupt);
-//! - `model.safetensors`, `history.csv` and, when the best epoch is kept,
-//!   `model.best.safetensors`: links to the latest checkpoint's files
+//! - `model.safetensors`, `history.csv`, `steps.csv` (the step-level
+//!   history) and, when the best epoch is kept, `model.best.safetensors`:
+//!   links to the latest checkpoint's files
 //!   (the history may go elsewhere with `--history`, then as a file
 //!   rewritten after each checkpoint);
 //! - `results.json` ([`RunResults`]): how the run ended;
@@ -20,6 +21,7 @@ mod checkpoint;
 mod config;
 mod history;
 mod results;
+mod steps;
 mod weights;
 
 use std::fs;
@@ -38,12 +40,14 @@ use crate::settings::RunOutputs;
 use crate::train::EpochRecord;
 pub use checkpoint::{read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints};
 pub use config::{RunConfig, TextsSource};
-pub use history::HEADER as HISTORY_HEADER;
+pub use history::{write_history_file, HEADER as HISTORY_HEADER};
 pub use results::{RunResults, RunStatus, TestResult};
+pub use steps::{write_steps, HEADER as STEPS_HEADER};
 pub use weights::load_weights;
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const HISTORY_FILE: &str = "history.csv";
+pub const STEPS_FILE: &str = checkpoint::STEPS;
 pub const VOCAB_FILE: &str = "vocab.txt";
 pub const LABELS_FILE: &str = "labels.json";
 pub const WEIGHTS_FILE: &str = checkpoint::WEIGHTS;
@@ -183,7 +187,7 @@ impl RunFolder {
     }
 
     fn link_outputs(&self, keep_best: bool) -> Result<()> {
-        let mut names = vec![WEIGHTS_FILE];
+        let mut names = vec![WEIGHTS_FILE, STEPS_FILE];
         if self.history_file.is_none() {
             names.push(HISTORY_FILE);
         }

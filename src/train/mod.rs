@@ -7,6 +7,7 @@
 //! numbers the uninterrupted run would have used.
 mod callbacks;
 pub mod interrupt;
+mod steps;
 
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ use crate::profile::{self, Phase};
 use crate::progress::{EpochProgress, Verbosity};
 use crate::settings::TrainConfig;
 pub use callbacks::{BestEpoch, CallbackState, EpochDecision};
+pub use steps::{StepInterval, StepRecord};
 
 /// One row of the history, as Keras's CSVLogger writes it plus timings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -49,6 +51,9 @@ pub struct FitState {
     /// Training seconds already spent on the epoch in progress.
     pub epoch_seconds: f64,
     pub history: Vec<EpochRecord>,
+    /// The step-level history so far (checkpoints from before it have none).
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
     pub callbacks: CallbackState,
 }
 
@@ -209,6 +214,7 @@ impl Fit<'_> {
             totals.add(&forward.logits, &y, &loss);
             let grads = forward.backward(model, &loss);
             profile::time(Phase::Adam, || self.optimizer.step(&grads));
+            self.record_step(state, &totals, step + 1);
             progress.step(step as u64 + 1, || {
                 let running = totals.means();
                 vec![("accuracy", running.accuracy), ("loss", running.loss)]
@@ -225,6 +231,24 @@ impl Fit<'_> {
         state.running = totals.running();
         state.epoch_seconds += started.elapsed().as_secs_f64();
         Ok(Some(progress))
+    }
+
+    /// Adds step `done` (from 1) to the step-level history if the interval
+    /// records it. Reading the running means synchronises a GPU, hence only
+    /// at recorded steps.
+    fn record_step(&self, state: &mut FitState, totals: &Totals, done: usize) {
+        let steps = self.steps();
+        if !StepInterval::every(self.config.history_every_steps).records(done, steps) {
+            return;
+        }
+        let running = totals.means();
+        state.steps.push(StepRecord {
+            epoch: state.epoch,
+            step: done,
+            steps_per_epoch: steps,
+            accuracy: running.accuracy,
+            loss: running.loss,
+        });
     }
 
     /// Validation, the epoch's record and the callbacks' decision.

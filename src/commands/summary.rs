@@ -1,0 +1,30 @@
+//! `gru-imdb summary`: Keras's `model.summary()` table, of the model the
+//! flags describe or of a run's.
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::results::summary::model_summary;
+use crate::run_folder::RunFolder;
+use crate::settings::ModelConfig;
+
+/// Which model to summarise.
+#[derive(Debug, Clone)]
+pub enum SummarySettings {
+    /// The model of these (validated) flags.
+    Model { model: ModelConfig, maxlen: usize },
+    /// The model of this run folder.
+    Run(PathBuf),
+}
+
+pub fn summary_command(settings: &SummarySettings) -> Result<()> {
+    let (model, maxlen) = match settings {
+        SummarySettings::Model { model, maxlen } => (*model, *maxlen),
+        SummarySettings::Run(dir) => {
+            let config = RunFolder::open_run(dir)?.load_config()?;
+            (config.model, config.maxlen)
+        }
+    };
+    print!("{}", model_summary(&model, maxlen));
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! The picture a run folder keeps current while training goes on:
+//! `history.svg`, redrawn (atomically) after every checkpoint from the
+//! histories the checkpoint holds. It is derived from them, so it is not
+//! part of the checkpoint.
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::train::{EpochRecord, StepRecord};
+
+use super::plot::{write_history_plot, PlotRun};
+
+/// The learning curves a run folder holds.
+pub const HISTORY_PLOT_FILE: &str = "history.svg";
+
+/// Redraws `run_dir/history.svg`; before the first finished epoch there is
+/// nothing to draw, and nothing is written.
+pub fn write_run_plot(run_dir: &Path, epochs: &[EpochRecord], steps: &[StepRecord]) -> Result<()> {
+    if epochs.is_empty() {
+        return Ok(());
+    }
+    let run = PlotRun {
+        label: "",
+        epochs,
+        steps,
+    };
+    write_history_plot(&run_dir.join(HISTORY_PLOT_FILE), &[run])
+}

@@ -1,0 +1,187 @@
+//! Keras's `model.summary()` for the model of a config: each layer's name,
+//! output shape and parameter count, then the totals, in Keras 3's table.
+use crate::settings::ModelConfig;
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSummary {
+    /// `embedding (Embedding)`, as Keras names the layers of a Sequential.
+    pub layer: String,
+    /// `(None, 100, 128)`: None is the batch.
+    pub output_shape: String,
+    pub parameters: usize,
+}
+
+/// The three layers of `Embedding -> GRU -> Dense(n)` for inputs of
+/// `maxlen` ids (n = 1 for two classes).
+pub fn layers(model: &ModelConfig, maxlen: usize) -> Vec<LayerSummary> {
+    let (d, h, n) = (model.embedding_dim, model.units, model.outputs());
+    vec![
+        LayerSummary {
+            layer: "embedding (Embedding)".to_owned(),
+            output_shape: format!("(None, {maxlen}, {d})"),
+            parameters: model.max_features * d,
+        },
+        LayerSummary {
+            layer: "gru (GRU)".to_owned(),
+            output_shape: format!("(None, {h})"),
+            // Kernel, recurrent kernel, and reset_after's two biases, per gate.
+            parameters: 3 * (d * h + h * h + 2 * h),
+        },
+        LayerSummary {
+            layer: "dense (Dense)".to_owned(),
+            output_shape: format!("(None, {n})"),
+            parameters: h * n + n,
+        },
+    ]
+}
+
+/// 1317313 -> "1,317,313".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Float32 bytes as Keras prints them: "5.03 MB", "260.00 B".
+fn size_of_parameters(count: usize) -> String {
+    let bytes = 4.0 * count as f64;
+    match bytes {
+        b if b >= 1024.0 * 1024.0 => format!("{:.2} MB", b / (1024.0 * 1024.0)),
+        b if b >= 1024.0 => format!("{:.2} KB", b / 1024.0),
+        b => format!("{b:.2} B"),
+    }
+}
+
+const WIDTHS: [usize; 3] = [33, 24, 15];
+
+fn rule(left: char, fill: char, join: char, right: char) -> String {
+    let cells: Vec<String> = WIDTHS.iter().map(|&w| fill.to_string().repeat(w)).collect();
+    format!("{left}{}{right}", cells.join(&join.to_string()))
+}
+
+/// The table as Keras 3 prints it for `Sequential` (every parameter is
+/// trainable here).
+pub fn model_summary(model: &ModelConfig, maxlen: usize) -> String {
+    let rows = layers(model, maxlen);
+    let total: usize = rows.iter().map(|r| r.parameters).sum();
+    let row = |sep: char, cells: [String; 3]| {
+        format!(
+            "{sep} {:<w0$} {sep} {:<w1$} {sep} {:>w2$} {sep}",
+            cells[0],
+            cells[1],
+            cells[2],
+            w0 = WIDTHS[0] - 2,
+            w1 = WIDTHS[1] - 2,
+            w2 = WIDTHS[2] - 2
+        )
+    };
+    let mut lines = vec![
+        "Model: \"sequential\"".to_owned(),
+        rule('┏', '━', '┳', '┓'),
+        row(
+            '┃',
+            ["Layer (type)", "Output Shape", "Param #"].map(String::from),
+        ),
+        rule('┡', '━', '╇', '┩'),
+    ];
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            lines.push(rule('├', '─', '┼', '┤'));
+        }
+        lines.push(row(
+            '│',
+            [
+                r.layer.clone(),
+                r.output_shape.clone(),
+                thousands(r.parameters),
+            ],
+        ));
+    }
+    lines.push(rule('└', '─', '┴', '┘'));
+    let size = size_of_parameters(total);
+    lines.push(format!(" Total params: {} ({size})", thousands(total)));
+    lines.push(format!(" Trainable params: {} ({size})", thousands(total)));
+    lines.push(" Non-trainable params: 0 (0.00 B)".to_owned());
+    lines.join("\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::defaults;
+
+    /// The tutorial's model.
+    fn tutorial_model() -> ModelConfig {
+        ModelConfig {
+            max_features: defaults::MAX_FEATURES,
+            embedding_dim: defaults::EMBEDDING_DIM,
+            units: defaults::UNITS,
+            dropout: defaults::DROPOUT,
+            recurrent_dropout: defaults::RECURRENT_DROPOUT,
+            classes: 2,
+        }
+    }
+
+    #[test]
+    fn the_tutorial_model_has_keras_parameter_counts() {
+        let counts: Vec<usize> = layers(&tutorial_model(), 100)
+            .iter()
+            .map(|l| l.parameters)
+            .collect();
+        assert_eq!(counts, vec![1_280_000, 37_248, 65]);
+    }
+
+    #[test]
+    fn the_table_has_keras_totals_and_aligned_rows() {
+        let table = model_summary(&tutorial_model(), 100);
+        assert!(
+            table.contains(" Total params: 1,317,313 (5.03 MB)"),
+            "{table}"
+        );
+        assert!(table.contains(" Trainable params: 1,317,313 (5.03 MB)"));
+        assert!(
+            table.contains(
+                "│ embedding (Embedding)           │ (None, 100, 128)       │     1,280,000 │"
+            ),
+            "{table}"
+        );
+        let widths: Vec<usize> = table
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with(' '))
+            .map(|l| l.chars().count())
+            .collect();
+        assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
+    }
+
+    #[test]
+    fn the_counts_match_the_parameters_the_model_builds() {
+        let config = ModelConfig {
+            max_features: 300,
+            embedding_dim: 12,
+            units: 7,
+            ..tutorial_model()
+        };
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let gru = crate::device::GruPlan::only(crate::device::GruImpl::CpuKernel);
+        let model = crate::model::SentimentModel::new(&vs.root(), config, gru, 1);
+        let built: i64 = model.parameters().iter().map(|t| t.numel() as i64).sum();
+        let listed: usize = layers(&config, 40).iter().map(|l| l.parameters).sum();
+        assert_eq!(built as usize, listed);
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_317_313), "1,317,313");
+    }
+}
