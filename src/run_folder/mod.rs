@@ -19,6 +19,7 @@
 //! run's folder or history.
 mod checkpoint;
 mod config;
+mod csv_table;
 mod history;
 mod results;
 mod steps;
