@@ -70,7 +70,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#
 pre{background:#f7f7f7;padding:10px;overflow-x:auto;font-size:13px}
 svg{max-width:100%;height:auto}.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:24px;align-items:start}
 .note{color:#555;font-size:14px}.review{white-space:pre-wrap;font-size:14px;max-width:760px}
-.columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,auto));gap:32px;align-items:start;justify-content:start}
+.columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:32px;align-items:start}
+.columns>*{min-width:0}.columns td+td{overflow-wrap:anywhere}
 .columns table,.figures table{font-size:14px}";
 
 /// The whole HTML document.
