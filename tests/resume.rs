@@ -149,6 +149,51 @@ fn a_run_killed_again_and_again_and_resumed_each_time_ends_as_one_never_killed()
     assert_eq!(names_in(&f.root.join("killed/checkpoints")).len(), 2);
 }
 
+/// Long enough that a signal sent after the first epoch finds the run
+/// still training.
+const SIGNALLED_EPOCHS: usize = 100;
+
+/// Starts a long run, waits for its first checkpoint, and sends `signals`
+/// to it at once; returns its exit code.
+fn signal_after_first_checkpoint(f: &Fixture, run: &str, signals: &[libc::c_int]) -> Option<i32> {
+    let mut child = spawn(f, &f.train_args(run, SIGNALLED_EPOCHS, &[]));
+    let latest = f.root.join(run).join("checkpoints/latest");
+    while !latest.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for &signal in signals {
+        // SAFETY: kill(2) on a child process this test started and has not
+        // yet waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    }
+    child.wait().unwrap().code()
+}
+
+#[test]
+fn sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_130_and_a_second_one_at_once() {
+    let f = fixture();
+    f.train("whole", SIGNALLED_EPOCHS, &[]);
+    for (run, signal) in [("term", libc::SIGTERM), ("int", libc::SIGINT)] {
+        assert_eq!(signal_after_first_checkpoint(&f, run, &[signal]), Some(130));
+        assert_eq!(results(&f, run)["status"], "interrupted");
+        let (code, _, stderr) = resume(&f, run, &[]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(history_of(&f, run), history_of(&f, "whole"), "{run}");
+    }
+    // A second interrupt right after the first does not wait for the step:
+    // the process ends at once, still with 130, and the run goes on from
+    // its last checkpoint.
+    let signals = [libc::SIGINT, libc::SIGINT];
+    assert_eq!(
+        signal_after_first_checkpoint(&f, "twice", &signals),
+        Some(130)
+    );
+    let (code, _, stderr) = resume(&f, "twice", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(history_of(&f, "twice"), history_of(&f, "whole"));
+}
+
 #[test]
 fn resume_keeps_the_model_and_data_but_may_train_longer() {
     let f = fixture();
