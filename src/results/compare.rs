@@ -200,7 +200,7 @@ pub fn comparison_table(rows: &[RunComparison]) -> String {
     header.extend(short_names(&keys));
     header.extend(
         [
-            "epochs",
+            "epochs done",
             "val_acc",
             "best val_acc (epoch)",
             "val_loss",
