@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use common::http::{Reply, Server};
 use common::{
-    read_npy_i32, run_cli, sha256_hex, synthetic_reviews, write_imdb_archive, write_raw_archive,
-    write_synthetic_imdb_archive, RawEntry,
+    names_in, read_npy_i32, run_cli, sha256_hex, synthetic_reviews, write_imdb_archive,
+    write_raw_archive, write_synthetic_imdb_archive, RawEntry,
 };
 use gru_imdb::data::{load_dataset, pad_sequences, DataConfig, Dataset, Vocabulary};
 
@@ -33,16 +33,6 @@ fn synthetic_archive(dir: &Path, n: usize) -> (PathBuf, Vec<u8>) {
     write_synthetic_imdb_archive(&path, n, 7);
     let bytes = std::fs::read(&path).unwrap();
     (path, bytes)
-}
-
-/// Files in `dir`, by name, sorted.
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// What the contract says the dataset of `synthetic_reviews(n, 7)` is,

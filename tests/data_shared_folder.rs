@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 
 use common::http::{Gate, Reply, Server};
-use common::{cli, sha256_hex, write_synthetic_imdb_archive};
+use common::{cli, names_in, sha256_hex, write_synthetic_imdb_archive};
 
 const WAITING: &str = "waiting for another run that is using the data folder";
 
@@ -30,16 +30,6 @@ fn start_data_run(data: &Path, url: &str) -> Child {
 
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Files in `dir`, by name, sorted.
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// The run succeeded and offered the archive's real sha256 for pinning.

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::run_cli;
-use common::runs::{fixture, names_in, printed, read_history, Fixture, HistoryRow};
+use common::runs::{fixture, printed, read_history, Fixture, HistoryRow};
+use common::{names_in, run_cli};
 
 /// The first five columns (everything but the timings) of each row.
 fn metrics(rows: &[HistoryRow]) -> Vec<Vec<String>> {

@@ -3,8 +3,8 @@
 //! evaluate on what it saved, and the refusal of bad flags.
 mod common;
 
-use common::runs::{fixture, names_in, printed, read_history, ARCHIVE_SEED, REVIEWS_PER_FOLDER};
-use common::{run_cli, synthetic_reviews};
+use common::runs::{fixture, printed, read_history, ARCHIVE_SEED, REVIEWS_PER_FOLDER};
+use common::{names_in, run_cli, synthetic_reviews};
 use gru_imdb::run_folder::HISTORY_HEADER;
 
 #[test]
@@ -264,33 +264,11 @@ fn a_fixed_seed_gives_the_pinned_first_epoch_bit_for_bit() {
 fn the_train_subcommand_trains_as_bare_flags_do() {
     let f = fixture();
     f.train("bare", 1, &[]);
-    let data = f.data_flags();
-    let run_dir = f.path("sub");
-    let mut args = vec![
-        "train",
-        "--epochs",
-        "1",
-        "--run-dir",
-        &run_dir,
-        "--max-features",
-        "200",
-        "--maxlen",
-        "40",
-        "--embedding-dim",
-        "16",
-        "--units",
-        "8",
-        "--batch-size",
-        "16",
-        "--learning-rate",
-        "0.01",
-        "--seed",
-        "3",
-        "--verbose",
-        "0",
-    ];
-    args.extend(data.iter().map(String::as_str));
-    let (code, _, stderr) = run_cli(&args);
+    let sub = f.train_args("sub", 1, &[]);
+    let args: Vec<&str> = std::iter::once("train")
+        .chain(sub.iter().map(String::as_str))
+        .collect();
+    let (code, _, stderr) = f.run(&args);
     assert_eq!(code, Some(0), "{stderr}");
     let (_, bare) = read_history(&f.root.join("bare/history.csv"));
     let (_, sub) = read_history(&f.root.join("sub/history.csv"));

@@ -117,16 +117,6 @@ pub fn read_history(path: &Path) -> (String, Vec<HistoryRow>) {
     (header, rows)
 }
 
-/// The sorted names in a folder.
-pub fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 pub fn printed(stdout: &str, prefix: &str) -> f64 {
     stdout
         .lines()
