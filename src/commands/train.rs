@@ -84,8 +84,12 @@ pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
             Ok(TrainOutcome::Finished)
         }
         Err(err) => {
+            // The run's own error comes first: a full disk may also refuse
+            // results.json.
             let message = format!("{err:#}");
-            session.save_results(RunStatus::Failed, Some(message), None)?;
+            if let Err(also) = session.save_results(RunStatus::Failed, Some(message), None) {
+                eprintln!("warning: {also:#}");
+            }
             Err(err)
         }
     }
