@@ -3,7 +3,7 @@
 //! synced, so a crash, a full disk or an error never leaves a half-written
 //! file under the final name for a later run to trust.
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -70,6 +70,25 @@ pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) 
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// How [`write_json`] lays JSON out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonLayout {
+    /// Indented, for files people read (`config.json`, `results.json`).
+    Pretty,
+    /// One line, for short lists and machine-read files.
+    OneLine,
+}
+
+/// Writes `value` as JSON with a final newline, atomically.
+pub fn write_json(path: &Path, value: &impl serde::Serialize, layout: JsonLayout) -> Result<()> {
+    let json = match layout {
+        JsonLayout::Pretty => serde_json::to_string_pretty(value),
+        JsonLayout::OneLine => serde_json::to_string(value),
+    }
+    .with_context(|| format!("cannot serialise {}", path.display()))?;
+    write_atomically(path, |out| writeln!(out, "{json}"))
 }
 
 /// Flushes a file (or a folder's entries) to the disk, so that a rename

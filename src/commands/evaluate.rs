@@ -6,12 +6,13 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
+use crate::atomic::{write_json, JsonLayout};
 use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, DataConfig};
 use crate::device::Placement;
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::inference::TrainedModel;
-use crate::run_folder::{write_json, RunConfig, RunFolder, WeightsChoice};
+use crate::run_folder::{RunConfig, RunFolder, WeightsChoice};
 use crate::settings::{EvaluateData, EvaluateSettings};
 
 /// One batch size's figures.
@@ -93,7 +94,7 @@ pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
         figures.push(throughput);
     }
     if let Some(path) = &settings.json {
-        write_json(path, &figures)?;
+        write_json(path, &figures, JsonLayout::Pretty)?;
     }
     Ok(())
 }

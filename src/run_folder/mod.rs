@@ -30,10 +30,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use tch::nn;
 
-use crate::atomic::{is_temp_name, write_atomically};
+use crate::atomic::{is_temp_name, write_json, JsonLayout};
 use crate::data::texts::{load_class_names, save_class_names};
 use crate::data::{sha256_file, Vocabulary};
 use crate::lock::FileLock;
@@ -226,7 +225,7 @@ impl RunFolder {
     }
 
     pub fn save_config(&self, config: &RunConfig) -> Result<()> {
-        write_json(&self.dir.join(CONFIG_FILE), config)
+        write_json(&self.dir.join(CONFIG_FILE), config, JsonLayout::Pretty)
     }
 
     /// The run's config, with its model checked as the flags would be.
@@ -328,7 +327,7 @@ impl RunFolder {
     }
 
     pub fn save_results(&self, results: &RunResults) -> Result<()> {
-        write_json(&self.dir.join(RESULTS_FILE), results)
+        write_json(&self.dir.join(RESULTS_FILE), results, JsonLayout::Pretty)
     }
 }
 
@@ -397,14 +396,6 @@ fn claim_default() -> Result<(PathBuf, FileLock, bool)> {
         }
     }
     unreachable!("some suffix is free")
-}
-
-/// Writes `value` as pretty JSON, atomically.
-pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let mut json = serde_json::to_string_pretty(value)
-        .with_context(|| format!("cannot serialise {}", path.display()))?;
-    json.push('\n');
-    write_atomically(path, |out| std::io::Write::write_all(out, json.as_bytes()))
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH-MM-SS` (UTC), a folder name

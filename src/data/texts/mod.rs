@@ -29,7 +29,7 @@ use super::lock::DataDirLock;
 use super::prepare::{prepare_texts, Prepared, RawText, Shape, TextSink};
 use super::report::{self, Origin};
 use super::{export_npy, DataConfig, Dataset, Split};
-use crate::atomic::write_atomically;
+use crate::atomic::{write_json, JsonLayout};
 use labels::{Classes, LabelSet};
 
 pub use labels::MAX_CLASSES;
@@ -191,7 +191,7 @@ const LABELS_FILE: &str = "labels.json";
 /// Writes class names as a JSON array, atomically (in exports and run
 /// folders).
 pub fn save_class_names(path: &Path, names: &[String]) -> Result<()> {
-    write_json(path, &names)
+    write_json(path, &names, JsonLayout::OneLine)
 }
 
 /// Reads a file written by [`save_class_names`].
@@ -337,7 +337,7 @@ fn load(cfg: &TextsConfig) -> Result<Loaded> {
     let (prepared, meta) = read_and_prepare(cfg, &files)?;
     warn_empty_texts(&files, &meta);
     // The class names first: the arrays without them are no cache.
-    write_json(&paths.meta, &meta)?;
+    write_json(&paths.meta, &meta, JsonLayout::OneLine)?;
     cache::save(&paths.arrays, &key, &prepared)?;
     Ok(Loaded {
         prepared,
@@ -460,14 +460,6 @@ fn cached(paths: &CachePaths, key: &CacheKey) -> Option<(Prepared, Meta)> {
             None
         }
     }
-}
-
-/// `value` as one line of JSON, written atomically.
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let json = serde_json::to_string(value)
-        .with_context(|| format!("cannot serialise {}", path.display()))?;
-    write_atomically(path, |out| writeln!(out, "{json}"))
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn warn_empty_texts(files: &[(Role, &Path, Format)], meta: &Meta) {
