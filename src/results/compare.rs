@@ -75,7 +75,8 @@ fn short_names(keys: &[String]) -> Vec<String> {
 /// A legend name per run from the settings that differ, e.g.
 /// `units=32, dropout=0.5`; the folder name when nothing tells them apart.
 pub fn run_labels(runs: &[RunRecord]) -> Vec<String> {
-    let configs: Vec<&Value> = runs.iter().map(|r| &r.config_json).collect();
+    let configs: Vec<Value> = runs.iter().map(RunRecord::config_json).collect();
+    let configs: Vec<&Value> = configs.iter().collect();
     // Runs differ in seed and start time anyway: seed is named only when
     // it is the one difference.
     let mut keys = differing_keys(&configs);
@@ -164,7 +165,8 @@ fn best(run: &RunRecord, value: fn(&EpochRecord) -> f64, better: Better) -> AtEp
 
 /// The comparison of `runs` (each loaded, so each has an epoch).
 pub fn compare(runs: &[RunRecord]) -> Vec<RunComparison> {
-    let configs: Vec<&Value> = runs.iter().map(|r| &r.config_json).collect();
+    let configs: Vec<Value> = runs.iter().map(RunRecord::config_json).collect();
+    let configs: Vec<&Value> = configs.iter().collect();
     let keys = differing_keys(&configs);
     runs.iter()
         .zip(settings(&configs))

@@ -128,7 +128,7 @@ fn run_section(input: &ReportInput) -> String {
     let mut html = String::from(
         "<h2 id=\"run\">Run</h2>\n<div class=\"columns\"><div><h3>Settings</h3><table>\n",
     );
-    for (key, value) in flat_settings(&run.config_json) {
+    for (key, value) in flat_settings(&run.config_json()) {
         html += &row(&[escape(&key), escape(&value)]);
     }
     html += "</table></div><div><h3>Data</h3><table>\n";
@@ -378,8 +378,7 @@ mod tests {
         });
         RunRecord {
             dir: "runs/<b>".into(),
-            config: serde_json::from_value(config_json.clone()).unwrap(),
-            config_json,
+            config: serde_json::from_value(config_json).unwrap(),
             epochs: vec![EpochRecord {
                 epoch: 0,
                 accuracy: 0.5,

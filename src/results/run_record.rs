@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 
-use crate::run_folder::{RunConfig, CONFIG_FILE, HISTORY_FILE, STEPS_FILE};
+use crate::run_folder::{RunConfig, RunFolder, HISTORY_FILE, STEPS_FILE};
 use crate::train::{EpochRecord, StepRecord};
 
 use super::history::{read_epoch_history, read_step_history};
@@ -14,8 +14,6 @@ use super::history::{read_epoch_history, read_step_history};
 pub struct RunRecord {
     pub dir: PathBuf,
     pub config: RunConfig,
-    /// The same config as JSON, for listing the settings that differ.
-    pub config_json: serde_json::Value,
     pub epochs: Vec<EpochRecord>,
     /// Empty for runs from before step histories.
     pub steps: Vec<StepRecord>,
@@ -26,18 +24,9 @@ impl RunRecord {
     /// one without a finished epoch is refused too (nothing to show).
     pub fn load(dir: &Path) -> Result<RunRecord> {
         ensure!(dir.is_dir(), "{} is not a folder", dir.display());
-        let config_path = dir.join(CONFIG_FILE);
-        ensure!(
-            config_path.exists(),
-            "{} is not a run folder: it has no {CONFIG_FILE}",
-            dir.display()
-        );
-        let text = std::fs::read_to_string(&config_path)
-            .with_context(|| format!("cannot read {}", config_path.display()))?;
-        let config_json: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not JSON", config_path.display()))?;
-        let config: RunConfig = serde_json::from_value(config_json.clone())
-            .with_context(|| format!("{} is not a gru-imdb run config", config_path.display()))?;
+        let config = RunFolder::open_run(dir)
+            .with_context(|| format!("{} is not a run folder", dir.display()))?
+            .load_config()?;
         // A run trained with --history keeps its history there.
         let history = config
             .history
@@ -52,10 +41,14 @@ impl RunRecord {
         Ok(RunRecord {
             dir: dir.to_path_buf(),
             config,
-            config_json,
             epochs: read_epoch_history(&history)?,
             steps: read_step_history(&dir.join(STEPS_FILE))?,
         })
+    }
+
+    /// The config as JSON, for listing the settings that differ.
+    pub fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).expect("a run config serialises")
     }
 
     /// The folder's own name, e.g. `2026-11-26T16-51-35`.
