@@ -173,11 +173,43 @@ pub fn run_data_command(
 /// IMDB's classes: `y` is 0 for `neg` and 1 for `pos`.
 const IMDB_CLASSES: [&str; 2] = ["neg", "pos"];
 
+/// `cfg`'s archive: where it comes from and the sha256 it must have, with
+/// the data folder it is kept in made.
+pub(crate) struct ArchiveSource<'a> {
+    cfg: &'a DataConfig,
+    source: Source,
+    expected: Option<String>,
+}
+
+impl ArchiveSource<'_> {
+    pub fn open(cfg: &DataConfig) -> Result<ArchiveSource<'_>> {
+        let source = Source::parse(&cfg.url)?;
+        let expected = download::expected_sha256(&cfg.url, cfg.sha256.as_deref());
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+        Ok(ArchiveSource {
+            cfg,
+            source,
+            expected,
+        })
+    }
+
+    /// The verified archive, downloaded if need be, given to `read` (see
+    /// `download::obtain`).
+    pub fn obtain<T>(&self, read: impl FnMut(&Path, &str) -> Result<T>) -> Result<T> {
+        download::obtain(
+            &self.source,
+            &self.cfg.data_dir,
+            self.expected.as_deref(),
+            self.cfg.progress,
+            read,
+        )
+    }
+}
+
 fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
-    let source = Source::parse(&cfg.url)?;
-    let expected = download::expected_sha256(&cfg.url, cfg.sha256.as_deref());
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    let archive = ArchiveSource::open(cfg)?;
+    let expected = archive.expected.clone();
     // Reading a cache needs no turn: it is written atomically.
     if let Some((key, prepared)) = known_cache(cfg, expected.as_deref()) {
         return from_cache(cfg, &key, prepared);
@@ -200,13 +232,7 @@ fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
         let prepared = prepare::prepare(archive, cfg.max_features, cfg.maxlen)?;
         Ok((key, prepared, Origin::Archive))
     };
-    let (key, prepared, origin) = download::obtain(
-        &source,
-        &cfg.data_dir,
-        expected.as_deref(),
-        cfg.progress,
-        read,
-    )?;
+    let (key, prepared, origin) = archive.obtain(read)?;
     if origin == Origin::Cache {
         return from_cache(cfg, &key, prepared);
     }

@@ -3,13 +3,12 @@
 //! of `Dataset::test`) and the training set's size.
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::archive::read_reviews;
-use super::download::{self, Source};
 use super::lock::DataDirLock;
 use super::tokenize::for_each_token;
-use super::DataConfig;
+use super::{ArchiveSource, DataConfig};
 
 /// One review's text (invalid UTF-8 replaced, as the tokeniser sees it) and label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,18 +39,9 @@ pub struct ArchiveTexts {
 /// taking its turn in the data folder).
 pub fn read_texts(cfg: &DataConfig) -> Result<ArchiveTexts> {
     cfg.validate()?;
-    let source = Source::parse(&cfg.url)?;
-    let expected = download::expected_sha256(&cfg.url, cfg.sha256.as_deref());
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    let archive = ArchiveSource::open(cfg)?;
     let _turn = DataDirLock::acquire(&cfg.data_dir)?;
-    download::obtain(
-        &source,
-        &cfg.data_dir,
-        expected.as_deref(),
-        cfg.progress,
-        |archive, _sha| texts_of(archive),
-    )
+    archive.obtain(|path, _sha| texts_of(path))
 }
 
 fn texts_of(archive: &Path) -> Result<ArchiveTexts> {
