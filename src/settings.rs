@@ -112,6 +112,8 @@ pub struct TrainConfig {
     /// Keras's `validation_split`: validate on this last fraction of the
     /// training data instead of on the test set.
     pub validation_split: Option<f64>,
+    /// Absent from the configs of runs from before callbacks: none then.
+    #[serde(default)]
     pub callbacks: CallbackConfig,
     /// Record the running metrics in `steps.csv` every this many steps
     /// (none: about 40 points per epoch). Runs from before it have none.
@@ -206,7 +208,8 @@ pub struct ReduceLrOnPlateau {
     pub cooldown: usize,
 }
 
-/// What happens between epochs.
+/// What happens between epochs. The default is none of it (monitoring
+/// val_loss), what a run from before the callbacks did.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CallbackConfig {
     pub monitor: Monitor,
@@ -219,6 +222,19 @@ pub struct CallbackConfig {
     /// Stop after this many epochs without a new best.
     pub early_stopping_patience: Option<usize>,
     pub reduce_lr_on_plateau: Option<ReduceLrOnPlateau>,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            monitor: Monitor::ValLoss,
+            min_delta: 0.0,
+            save_best: false,
+            restore_best_weights: false,
+            early_stopping_patience: None,
+            reduce_lr_on_plateau: None,
+        }
+    }
 }
 
 impl CallbackConfig {

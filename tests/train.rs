@@ -274,3 +274,54 @@ fn the_train_subcommand_trains_as_bare_flags_do() {
     let (_, sub) = read_history(&f.root.join("sub/history.csv"));
     assert_eq!(bare[0].fields[..5], sub[0].fields[..5]);
 }
+
+/// Turns a run folder into what gru-imdb wrote before checkpoints: plain
+/// weights and history files, and a config without the later settings.
+fn make_pre_checkpoint_run(run: &std::path::Path) {
+    for name in ["model.safetensors", "history.csv"] {
+        let bytes = std::fs::read(run.join(name)).unwrap();
+        std::fs::remove_file(run.join(name)).unwrap();
+        std::fs::write(run.join(name), bytes).unwrap();
+    }
+    for name in ["steps.csv", "history.svg", "results.json", ".lock"] {
+        let _ = std::fs::remove_file(run.join(name));
+    }
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    let path = run.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let top = config.as_object_mut().unwrap();
+    top.remove("data_dir");
+    top.remove("history");
+    top["model"].as_object_mut().unwrap().remove("classes");
+    let train = top["train"].as_object_mut().unwrap();
+    for key in ["callbacks", "validation_split", "history_every_steps"] {
+        train.remove(key);
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
+#[test]
+fn a_run_folder_from_before_checkpoints_still_predicts_but_is_not_resumed() {
+    let f = fixture();
+    f.train("new", 1, &[]);
+    f.train("old", 1, &[]);
+    make_pre_checkpoint_run(&f.root.join("old"));
+    let texts = ["a great film", "dull and bad"];
+    let predict = |run: &str| {
+        let run_dir = f.path(run);
+        let mut args = vec!["predict", "--run-dir", &run_dir];
+        args.extend(texts);
+        run_cli(&args)
+    };
+    let (code, old, stderr) = predict("old");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("from before checkpoints"), "{stderr}");
+    let (_, new, _) = predict("new");
+    assert_eq!(old, new, "the same weights give the same predictions");
+
+    let run_dir = f.path("old");
+    let (code, _, stderr) = f.run(&["train", "--resume", &run_dir]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot be resumed"), "{stderr}");
+}

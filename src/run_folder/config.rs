@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::data::texts::TextFiles;
-use crate::settings::{ModelConfig, TrainConfig, TrainSettings};
+use crate::settings::{defaults, ModelConfig, TrainConfig, TrainSettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub maxlen: usize,
+    /// Absent from the configs of runs from before resuming: the default.
+    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     pub data_url: String,
     pub data_sha256: Option<String>,
@@ -26,6 +28,10 @@ pub struct RunConfig {
     /// `--history`, when the history is kept outside the run folder.
     pub history: Option<PathBuf>,
     pub gru_imdb_version: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(defaults::DATA_DIR)
 }
 
 /// The texts a run trained on: their files and how they were read, and the

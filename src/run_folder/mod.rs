@@ -126,6 +126,13 @@ impl RunFolder {
             history_file,
             _lock: Some(lock),
         };
+        if folder.is_from_before_checkpoints() {
+            bail!(
+                "--resume {}: this run was trained before checkpoints and cannot be resumed; \
+                 start a new run",
+                dir.display()
+            );
+        }
         folder.remove_stale()?;
         folder.link_outputs(keep_best)?;
         Ok(folder)
@@ -296,10 +303,7 @@ impl RunFolder {
     /// which weights they are, in words.
     pub fn load_weights(&self, vs: &mut nn::VarStore, which: WeightsChoice) -> Result<String> {
         let Some((_, info)) = self.checkpoints.latest_info()? else {
-            bail!(
-                "{} has no finished epoch yet: no weights to load",
-                self.dir.display()
-            );
+            return self.load_weights_without_checkpoints(vs, which);
         };
         self.check_inputs(&info)?;
         let path = self.weights_path(which);
@@ -311,6 +315,39 @@ impl RunFolder {
         }
         load_weights(vs, &path)?;
         Ok(describe_weights(&info, which))
+    }
+
+    /// A folder with no checkpoint: one that has not finished an epoch
+    /// yet, or a run from before checkpoints, whose `model.safetensors` is
+    /// a file of its own (loaded, but with nothing to check its config and
+    /// vocabulary against).
+    fn load_weights_without_checkpoints(
+        &self,
+        vs: &mut nn::VarStore,
+        which: WeightsChoice,
+    ) -> Result<String> {
+        let path = self.weights_path(WeightsChoice::Last);
+        if !self.is_from_before_checkpoints() {
+            bail!(
+                "{} has no finished epoch yet: no weights to load",
+                self.dir.display()
+            );
+        }
+        if which == WeightsChoice::Best {
+            bail!(
+                "{} is a run from before --save-best: it has no best weights",
+                self.dir.display()
+            );
+        }
+        load_weights(vs, &path)?;
+        Ok("the weights of a run from before checkpoints".to_owned())
+    }
+
+    /// Whether the folder holds a run trained before checkpoints: its
+    /// weights are a file, not a link into `checkpoints/`.
+    fn is_from_before_checkpoints(&self) -> bool {
+        let weights = self.weights_path(WeightsChoice::Last);
+        weights.is_file() && !weights.is_symlink()
     }
 
     /// Publishes a checkpoint, then rewrites a `--history` kept elsewhere.
