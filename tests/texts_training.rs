@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::run_cli;
 use common::runs::read_history;
-use gru_imdb::device::{DeviceChoice, GruChoice, GruImpl, GruPlan, Placement};
+use gru_imdb::device::{GruImpl, GruPlan, Placement};
 use gru_imdb::inference::TrainedModel;
 use gru_imdb::model::SentimentModel;
 use gru_imdb::run_folder::{RunFolder, WeightsChoice};
@@ -83,9 +83,19 @@ fn evaluate(run: &Path, dir: &Path) -> (Option<i32>, String, String) {
     ])
 }
 
+/// libtorch's generator is global to the process and tests run in
+/// parallel threads: building a model draws from it (its initial weights),
+/// so a test that seeds it holds this lock, and so does every load.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The last weights of the run in `run`, on the CPU.
 fn trained(run: &Path) -> TrainedModel {
-    let placement = Placement::resolve(DeviceChoice::Cpu, GruChoice::Auto, 0.0, 1).unwrap();
+    let _rng = lock_rng();
+    let placement = Placement::cpu(1);
     TrainedModel::load(&RunFolder::open(run), WeightsChoice::Last, &placement).unwrap()
 }
 
@@ -210,6 +220,7 @@ fn a_softmax_head_has_the_same_gradients_through_the_cpu_kernel_as_op_by_op() {
         recurrent_dropout: 0.0,
         classes: 4,
     };
+    let _rng = lock_rng();
     let gradients = |gru_impl| {
         tch::manual_seed(7);
         let vs = nn::VarStore::new(Device::Cpu);
