@@ -8,35 +8,17 @@
 //! measured. So the binary carries an rpath to libtorch's folder, and a run
 //! that may use a GPU opens the backend here, before the first libtorch call
 //! asks whether CUDA exists.
-use std::ffi::CStr;
 use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 
+use crate::dynlib::Library;
+
 /// The NVIDIA driver's user-space library: without it there is no GPU to use.
-const DRIVER: &CStr = c"libcuda.so.1";
-const BACKEND: &CStr = c"libtorch_cuda.so";
+pub const DRIVER: &str = "libcuda.so.1";
+const BACKEND: &str = "libtorch_cuda.so";
 
 static LOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-
-fn dlopen(name: &CStr) -> std::result::Result<(), String> {
-    // SAFETY: dlopen with a valid C string; the handle is kept open for the
-    // life of the process on purpose (the backend registers global state).
-    let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-    if handle.is_null() {
-        // SAFETY: dlerror returns a thread-local C string or null.
-        let err = unsafe { libc::dlerror() };
-        let msg = if err.is_null() {
-            "unknown error".to_owned()
-        } else {
-            unsafe { CStr::from_ptr(err) }
-                .to_string_lossy()
-                .into_owned()
-        };
-        return Err(msg);
-    }
-    Ok(())
-}
 
 /// Tries once per process to load the CUDA backend; true when it is loaded.
 /// False without an NVIDIA driver or without a CUDA build of libtorch.
@@ -47,8 +29,9 @@ pub fn try_load() -> bool {
 /// Loads the CUDA backend, or says why it cannot be loaded.
 pub fn load() -> Result<()> {
     let loaded = LOADED.get_or_init(|| {
-        dlopen(DRIVER).map_err(|e| format!("no NVIDIA driver ({e})"))?;
-        dlopen(BACKEND).map_err(|e| format!("cannot load {} ({e})", BACKEND.to_string_lossy()))
+        Library::open(DRIVER).map_err(|e| format!("no NVIDIA driver ({e})"))?;
+        Library::open(BACKEND).map_err(|e| format!("cannot load {BACKEND} ({e})"))?;
+        Ok(())
     });
     match loaded {
         Ok(()) => Ok(()),
