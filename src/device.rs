@@ -1,12 +1,14 @@
 //! Where a model runs: the device, which GRU implementation runs there in
 //! training and in evaluation, and how the CPU threads are shared.
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::cuda;
+use crate::gru_cuda::{GruKernels, StepKernels};
 
 /// `--device`: `auto` takes the first GPU when there is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +60,7 @@ impl DeviceChoice {
 pub enum GruChoice {
     Auto,
     CpuKernel,
+    CudaKernel,
     OpByOp,
     Fused,
 }
@@ -68,6 +71,8 @@ pub enum GruChoice {
 pub enum GruImpl {
     /// Our fused CPU kernel (`gru_cpu`), forward and backward through time.
     CpuKernel,
+    /// Our CUDA kernels (`gru_cuda`): the recurrence in one launch each way.
+    CudaKernel,
     /// The Keras step written out in libtorch ops, one step at a time.
     OpByOp,
     /// libtorch's fused GRU (cuDNN on a GPU); cannot do recurrent dropout.
@@ -90,13 +95,53 @@ impl GruPlan {
         }
     }
 
-    /// The rule: on a CPU our kernel; on CUDA cuDNN, except for training
-    /// with recurrent dropout, which cuDNN cannot do, where the op-by-op
-    /// step runs. A forced choice runs in both modes, if it can.
-    pub fn choose(choice: GruChoice, device: Device, recurrent_dropout: f64) -> Result<GruPlan> {
+    /// The rule: on a CPU our kernel; on CUDA our kernel, where it can run
+    /// (a driver, NVRTC, a layer within its budget), in training and in
+    /// evaluation, since it beats the other paths there (measured: see
+    /// `docs/cuda.md`); else cuDNN, except for training with recurrent
+    /// dropout, which cuDNN cannot do, where the op-by-op step runs (with
+    /// a one-line notice saying why). A forced choice runs in both modes,
+    /// if it can, or is an error.
+    pub fn choose(
+        choice: GruChoice,
+        device: Device,
+        recurrent_dropout: f64,
+        units: usize,
+    ) -> Result<GruPlan> {
+        let cuda_kernel = match device {
+            Device::Cuda(ordinal) if matches!(choice, GruChoice::Auto | GruChoice::CudaKernel) => {
+                GruKernels::get(ordinal, units).and_then(|_| StepKernels::get(ordinal).map(|_| ()))
+            }
+            _ => Ok(()),
+        };
+        let plan = GruPlan::choose_with(choice, device, recurrent_dropout, &cuda_kernel)?;
+        static NOTICED: AtomicBool = AtomicBool::new(false);
+        if let (GruChoice::Auto, Device::Cuda(_), Err(why)) = (choice, device, &cuda_kernel) {
+            if NOTICED.swap(true, Ordering::Relaxed) {
+                return Ok(plan);
+            }
+            eprintln!(
+                "note: the CUDA GRU kernel cannot run here ({why:#}); using the {:?} GRU instead",
+                plan.train
+            );
+        }
+        Ok(plan)
+    }
+
+    /// [`GruPlan::choose`] given whether the CUDA kernel can run (checked
+    /// only on a CUDA device).
+    fn choose_with(
+        choice: GruChoice,
+        device: Device,
+        recurrent_dropout: f64,
+        cuda_kernel: &Result<()>,
+    ) -> Result<GruPlan> {
         let forced = match choice {
             GruChoice::Auto if device == Device::Cpu => {
                 return Ok(GruPlan::only(GruImpl::CpuKernel))
+            }
+            GruChoice::Auto if cuda_kernel.is_ok() => {
+                return Ok(GruPlan::only(GruImpl::CudaKernel))
             }
             GruChoice::Auto => {
                 let train = if recurrent_dropout > 0.0 {
@@ -110,6 +155,7 @@ impl GruPlan {
                 });
             }
             GruChoice::CpuKernel => GruImpl::CpuKernel,
+            GruChoice::CudaKernel => GruImpl::CudaKernel,
             GruChoice::OpByOp => GruImpl::OpByOp,
             GruChoice::Fused => GruImpl::Fused,
         };
@@ -120,12 +166,24 @@ impl GruPlan {
             GruImpl::CpuKernel if device != Device::Cpu => {
                 bail!("the CPU kernel runs on the CPU only: use --device cpu with it")
             }
+            GruImpl::CudaKernel if device == Device::Cpu => {
+                bail!("the CUDA kernel runs on a GPU only: use --device cuda with it")
+            }
+            GruImpl::CudaKernel => match cuda_kernel {
+                Ok(()) => Ok(GruPlan::only(forced)),
+                Err(why) => bail!("--gru-implementation cuda-kernel: {why:#}"),
+            },
             _ => Ok(GruPlan::only(forced)),
         }
     }
 
     pub fn uses_cpu_kernel(&self) -> bool {
-        self.train == GruImpl::CpuKernel || self.eval == GruImpl::CpuKernel
+        self.uses(GruImpl::CpuKernel)
+    }
+
+    /// Whether `gru` runs in training or in evaluation.
+    pub fn uses(&self, gru: GruImpl) -> bool {
+        self.train == gru || self.eval == gru
     }
 }
 
@@ -143,14 +201,37 @@ impl Placement {
         device: DeviceChoice,
         gru: GruChoice,
         recurrent_dropout: f64,
+        units: usize,
         threads: usize,
     ) -> Result<Placement> {
         let device = device.resolve()?;
         Ok(Placement {
             device,
-            gru: GruPlan::choose(gru, device, recurrent_dropout)?,
+            gru: GruPlan::choose(gru, device, recurrent_dropout, units)?,
             threads,
         })
+    }
+
+    /// On the CPU with our kernel: for the commands that infer on the CPU.
+    pub fn cpu(threads: usize) -> Placement {
+        Placement {
+            device: Device::Cpu,
+            gru: GruPlan::only(GruImpl::CpuKernel),
+            threads,
+        }
+    }
+
+    /// This placement for a saved model whose layer has `units`, in
+    /// evaluation: on a GPU the GRU is chosen again for the layer's size,
+    /// which the CUDA kernel has a budget for.
+    pub fn for_saved_model(&self, units: usize) -> Result<Placement> {
+        match self.device {
+            Device::Cpu => Ok(*self),
+            device => Ok(Placement {
+                gru: GruPlan::choose(GruChoice::Auto, device, 0.0, units)?,
+                ..*self
+            }),
+        }
     }
 
     /// Gives the CPU threads to whoever does the heavy work. With the CPU
@@ -195,20 +276,48 @@ mod tests {
     }
 
     #[test]
-    fn auto_takes_the_kernel_on_a_cpu_and_cudnn_on_cuda_where_it_can() {
-        let cpu = GruPlan::choose(GruChoice::Auto, Device::Cpu, 0.2).unwrap();
+    fn auto_takes_our_kernels_and_falls_back_where_the_cuda_kernel_cannot_run() {
+        let ready = Ok(());
+        let cpu = GruPlan::choose_with(GruChoice::Auto, Device::Cpu, 0.2, &ready).unwrap();
         assert_eq!(cpu, GruPlan::only(GruImpl::CpuKernel));
-        let cuda = GruPlan::choose(GruChoice::Auto, Device::Cuda(0), 0.2).unwrap();
+        let cuda = GruPlan::choose_with(GruChoice::Auto, Device::Cuda(0), 0.2, &ready).unwrap();
+        assert_eq!(cuda, GruPlan::only(GruImpl::CudaKernel));
+        let missing = Err(anyhow::anyhow!("NVRTC not found"));
+        let cuda = GruPlan::choose_with(GruChoice::Auto, Device::Cuda(0), 0.2, &missing).unwrap();
         assert_eq!((cuda.train, cuda.eval), (GruImpl::OpByOp, GruImpl::Fused));
-        let cuda = GruPlan::choose(GruChoice::Auto, Device::Cuda(0), 0.0).unwrap();
+        let cuda = GruPlan::choose_with(GruChoice::Auto, Device::Cuda(0), 0.0, &missing).unwrap();
         assert_eq!(cuda, GruPlan::only(GruImpl::Fused));
     }
 
     #[test]
     fn a_forced_implementation_that_cannot_run_is_refused() {
-        assert!(GruPlan::choose(GruChoice::Fused, Device::Cpu, 0.2).is_err());
-        assert!(GruPlan::choose(GruChoice::CpuKernel, Device::Cuda(0), 0.0).is_err());
-        let forced = GruPlan::choose(GruChoice::OpByOp, Device::Cpu, 0.2).unwrap();
+        let ready = Ok(());
+        assert!(GruPlan::choose_with(GruChoice::Fused, Device::Cpu, 0.2, &ready).is_err());
+        assert!(GruPlan::choose_with(GruChoice::CpuKernel, Device::Cuda(0), 0.0, &ready).is_err());
+        assert!(GruPlan::choose_with(GruChoice::CudaKernel, Device::Cpu, 0.0, &ready).is_err());
+        let too_large = Err(anyhow::anyhow!(
+            "the CUDA GRU kernel holds at most 64 units"
+        ));
+        let refused = GruPlan::choose_with(GruChoice::CudaKernel, Device::Cuda(0), 0.2, &too_large);
+        assert!(refused
+            .unwrap_err()
+            .to_string()
+            .contains("at most 64 units"));
+        let forced = GruPlan::choose_with(GruChoice::OpByOp, Device::Cpu, 0.2, &ready).unwrap();
         assert_eq!(forced, GruPlan::only(GruImpl::OpByOp));
+    }
+
+    #[test]
+    fn without_a_driver_a_forced_cuda_kernel_is_an_error_not_a_crash() {
+        // On a machine with no GPU the kernels cannot be loaded.
+        if crate::dynlib::Library::open(crate::cuda::DRIVER).is_ok() {
+            return;
+        }
+        let refused = GruPlan::choose(GruChoice::CudaKernel, Device::Cuda(0), 0.2, 64);
+        let text = refused.unwrap_err().to_string();
+        assert!(
+            text.contains("cuda-kernel") && text.contains("driver"),
+            "{text}"
+        );
     }
 }

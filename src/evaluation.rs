@@ -73,7 +73,7 @@ impl RunningTotals {
 /// Sums of per-sample loss and hits, for sample-weighted means over
 /// batches. Kept as tensors on the device and read only when needed, so a
 /// GPU is not synchronised at every step.
-pub(crate) struct Totals {
+pub struct Totals {
     loss: Tensor,
     hits: Tensor,
     samples: usize,
@@ -123,6 +123,13 @@ impl Totals {
 
     pub fn means(&self) -> Evaluation {
         self.running().means()
+    }
+
+    /// The loss and hit sums (f64 scalars on the device) for a kernel to
+    /// add a batch of `n` samples to.
+    pub fn sums_for_kernel(&mut self, n: usize) -> (&Tensor, &Tensor) {
+        self.samples += n;
+        (&self.loss, &self.hits)
     }
 }
 

@@ -40,6 +40,7 @@ impl TrainedModel {
                 config.model.classes
             );
         }
+        let placement = placement.for_saved_model(config.model.units)?;
         let mut vs = nn::VarStore::new(placement.device);
         let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
         let weights = folder.load_weights(&mut vs, which)?;

@@ -3,8 +3,9 @@
 //! From the command line to the work: `cli` parses flags and validates them
 //! into `settings`; `commands` runs each subcommand. `data` turns
 //! `aclImdb_v1.tar.gz` into the padded arrays of `imdb.load_data(num_words)
-//! + pad_sequences(maxlen)`; `model` is the Keras model (its GRU on the CPU
-//! is the fused kernel of `gru_cpu`), placed by `device`; `train` fits it
+//! + pad_sequences(maxlen)`; `model` is the Keras model (its GRU is the fused
+//! kernel of `gru_cpu` on the CPU and those of `gru_cuda` on a GPU), placed by
+//! `device`; `train` fits it
 //! with `optim`'s Adam, `evaluation` measures it, `inference` loads a trained
 //! one back; `run_folder` owns what a run leaves on disk.
 pub mod atomic;
@@ -13,8 +14,10 @@ pub mod commands;
 pub mod cuda;
 pub mod data;
 pub mod device;
+pub mod dynlib;
 pub mod evaluation;
 pub mod gru_cpu;
+pub mod gru_cuda;
 pub mod inference;
 pub mod lock;
 pub mod model;

@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::gru_cuda::{AdamConstants, AdamTensors, StepKernels};
 use crate::model::tensor_slice::{as_mut_slice, as_slice};
 use crate::model::Parameters;
 use crate::pool::run_parallel;
@@ -112,12 +113,15 @@ impl Adam {
         let t = self.iterations as i32;
         let alpha = learning_rate * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
         let threads = self.threads;
-        let constants = StepConstants {
+        let constants = AdamConstants {
             alpha: alpha as f32,
             one_minus_beta_1: (1.0 - beta_1) as f32,
             one_minus_beta_2: (1.0 - beta_2) as f32,
             epsilon: epsilon as f32,
         };
+        if self.step_on_gpu(grads, constants) {
+            return;
+        }
         tch::no_grad(|| {
             let mut cpu = Vec::new();
             for (Slot { param, m, v }, g) in self.slots.iter_mut().zip(grads.iter()) {
@@ -142,14 +146,38 @@ impl Adam {
             unsafe { update_cpu(&cpu, constants, threads) };
         });
     }
-}
 
-#[derive(Clone, Copy)]
-struct StepConstants {
-    alpha: f32,
-    one_minus_beta_1: f32,
-    one_minus_beta_2: f32,
-    epsilon: f32,
+    /// The whole update in one launch of our CUDA kernel, when every
+    /// parameter is on one GPU and the kernel loads: libtorch's ops take
+    /// ~6 launches per parameter. False (nothing done) otherwise.
+    fn step_on_gpu(&self, grads: &Parameters<Tensor>, constants: AdamConstants) -> bool {
+        let Device::Cuda(ordinal) = self.slots.embeddings.param.device() else {
+            return false;
+        };
+        let on_gpu = |t: &Tensor| t.device() == Device::Cuda(ordinal) && t.kind() == Kind::Float;
+        if !self.slots.iter().all(|slot| on_gpu(&slot.param)) || !grads.iter().all(on_gpu) {
+            return false;
+        }
+        let Ok(kernels) = StepKernels::get(ordinal) else {
+            return false;
+        };
+        let grads: Vec<Tensor> = grads.iter().map(Tensor::contiguous).collect();
+        let groups: Vec<AdamTensors> = self
+            .slots
+            .iter()
+            .zip(&grads)
+            .map(|(slot, gradient)| AdamTensors {
+                parameter: &slot.param,
+                m: &slot.m,
+                v: &slot.v,
+                gradient,
+            })
+            .collect();
+        kernels
+            .adam(&groups, constants)
+            .expect("Adam's tensors are the model's own, checked when it was built");
+        true
+    }
 }
 
 /// Below this many elements a second thread costs more than it saves.
@@ -195,7 +223,7 @@ impl<'a> Part<'a> {
 /// size; nothing else may read or write param, m or v during the call.
 unsafe fn update_cpu(
     tensors: &[(Tensor, Tensor, Tensor, Tensor)],
-    c: StepConstants,
+    c: AdamConstants,
     threads: usize,
 ) {
     let total: usize = tensors.iter().map(|(p, ..)| p.numel()).sum();
@@ -237,7 +265,7 @@ unsafe fn update_cpu(
     });
 }
 
-fn update_slice(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: StepConstants) {
+fn update_slice(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: AdamConstants) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F, checked just above.
@@ -256,13 +284,13 @@ unsafe fn update_slice_avx512(
     m: &mut [f32],
     v: &mut [f32],
     g: &[f32],
-    c: StepConstants,
+    c: AdamConstants,
 ) {
     update_slice_portable(p, m, v, g, c)
 }
 
 #[inline(always)]
-fn update_slice_portable(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: StepConstants) {
+fn update_slice_portable(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: AdamConstants) {
     for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
         *m += (g - *m) * c.one_minus_beta_1;
         *v += (g * g - *v) * c.one_minus_beta_2;

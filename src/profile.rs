@@ -3,7 +3,7 @@
 //! its share, so the cost around the GRU kernel stays visible as the code
 //! changes. Off unless asked for: then a phase costs one relaxed atomic
 //! load.
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The phases of a training epoch.
@@ -61,6 +61,18 @@ pub fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
 }
 
+/// A GPU to wait for at the end of each phase (-1: none). Work on a GPU is
+/// asynchronous: without the wait a phase's time would be only that of
+/// queueing its launches, and the GPU's time would land in whichever phase
+/// next reads a result.
+static GPU: AtomicI64 = AtomicI64::new(-1);
+
+/// Profiles on GPU `ordinal`: each phase waits for it (which slows the
+/// epoch a little, by the lost overlap of host and GPU work).
+pub fn synchronize_gpu(ordinal: usize) {
+    GPU.store(ordinal as i64, Ordering::Relaxed);
+}
+
 /// Runs `f`, adding its wall time to `phase` when profiling.
 pub fn time<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
     if !ENABLED.load(Ordering::Relaxed) {
@@ -68,6 +80,10 @@ pub fn time<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
     }
     let started = Instant::now();
     let result = f();
+    let gpu = GPU.load(Ordering::Relaxed);
+    if gpu >= 0 {
+        tch::Cuda::synchronize(gpu);
+    }
     NANOS[phase as usize].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     result
 }

@@ -476,6 +476,7 @@ impl TryFrom<&TrainFlags> for TrainSettings {
                 flags.device.device,
                 flags.gru_implementation,
                 model.recurrent_dropout,
+                model.units,
                 threads,
             )?,
             outputs: RunOutputs {
@@ -535,7 +536,7 @@ impl TryFrom<&PredictFlags> for PredictSettings {
             run_dir: flags.run_dir.clone(),
             texts: flags.texts()?,
             weights: flags.weights.weights,
-            placement: Placement::resolve(DeviceChoice::Cpu, GruChoice::Auto, 0.0, threads)?,
+            placement: Placement::cpu(threads),
             format: OutputFormat::json_if(flags.json),
         })
     }
@@ -560,8 +561,15 @@ impl TryFrom<&EvaluateFlags> for EvaluateSettings {
             batch_sizes: flags.batch_size.clone(),
             repeats: flags.repeats,
             weights: flags.weights.weights,
-            // Evaluation has no dropout, so the recurrent rate plays no part.
-            placement: Placement::resolve(flags.device.device, GruChoice::Auto, 0.0, threads)?,
+            // Evaluation has no dropout, so the recurrent rate plays no part;
+            // the GRU is chosen again for the saved layer's size on loading.
+            placement: Placement::resolve(
+                flags.device.device,
+                GruChoice::Auto,
+                0.0,
+                defaults::UNITS,
+                threads,
+            )?,
             json: flags.json.clone(),
         })
     }

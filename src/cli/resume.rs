@@ -170,6 +170,7 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
             device,
             flags.gru_implementation,
             saved.model.recurrent_dropout,
+            saved.model.units,
             threads,
         )?,
         outputs: RunOutputs {

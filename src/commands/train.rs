@@ -44,10 +44,13 @@ struct Session<'a> {
 
 pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
     interrupt::install();
+    let placement = &settings.placement;
     if settings.profile {
         profile::enable();
+        if let tch::Device::Cuda(ordinal) = placement.device {
+            profile::synchronize_gpu(ordinal);
+        }
     }
-    let placement = &settings.placement;
     tch::manual_seed(settings.seed as i64);
 
     // The data first, so a run folder is made only for a run that can start.

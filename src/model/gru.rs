@@ -1,7 +1,8 @@
 //! `GRU(units, reset_after=True)` in Keras's parameter layout, with Keras's
 //! dropout masks. Its implementations are in files of their own:
 //! `op_by_op.rs` (the Keras step in libtorch ops), `fused.rs` (libtorch's
-//! fused GRU, cuDNN on a GPU) and `cpu_kernel.rs` (our fused CPU kernel).
+//! fused GRU, cuDNN on a GPU), `cpu_kernel.rs` (our fused CPU kernel) and
+//! `cuda_kernel.rs` (our CUDA kernels).
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 

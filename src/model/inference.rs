@@ -16,6 +16,8 @@ enum Prepared {
     /// depends on the token alone, so it is computed once per vocabulary
     /// entry (`[N, 3H]`) and each batch runs only the recurrence.
     ProjectionTable(Vec<f32>),
+    /// The CUDA kernel, from the same table (`E W`, `[N, 3H]`) on the GPU.
+    CudaTable(Tensor),
     OpByOp,
     /// The fused GRU, with its weights in libtorch's layout.
     Fused(Vec<Tensor>),
@@ -27,6 +29,11 @@ impl Inference<'_> {
             GruImpl::CpuKernel => Prepared::ProjectionTable(
                 model
                     .cpu_kernel
+                    .projection_table(&model.gru, &model.embeddings),
+            ),
+            GruImpl::CudaKernel => Prepared::CudaTable(
+                model
+                    .cuda_kernel()
                     .projection_table(&model.gru, &model.embeddings),
             ),
             GruImpl::OpByOp => Prepared::OpByOp,
@@ -46,6 +53,10 @@ impl Inference<'_> {
                     table,
                     ids,
                 ),
+                Prepared::CudaTable(table) => model
+                    .cuda_kernel()
+                    .forward_from_table(&model.gru, table, ids)
+                    .expect("the CUDA kernel's inputs are the model's own tensors"),
                 Prepared::OpByOp => model
                     .gru
                     .forward_op_by_op(&model.embed(ids), &GruMasks::NONE),

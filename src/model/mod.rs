@@ -4,11 +4,16 @@
 //!
 //! Weights are stored in Keras's layouts (gate blocks z | r | h, kernels as
 //! `[in, out]`), so the equations read as in the contract and a saved model
-//! maps one to one onto a Keras one. The GRU layer (`gru.rs`) has three
+//! maps one to one onto a Keras one. The GRU layer (`gru.rs`) has four
 //! implementations of one function (`op_by_op.rs`, `fused.rs`,
-//! `cpu_kernel.rs`); the [`GruPlan`] of the model's placement says which
-//! runs in training and which in evaluation.
+//! `cpu_kernel.rs`, `cuda_kernel.rs`); the [`GruPlan`] of the model's
+//! placement says which runs in training and which in evaluation. Our
+//! kernels are opaque to autograd: `backward.rs` takes the gradient through
+//! them, and `embedding_gradient.rs` on to the embedding rows.
+mod backward;
 mod cpu_kernel;
+mod cuda_kernel;
+mod embedding_gradient;
 mod fused;
 mod gru;
 mod inference;
@@ -22,13 +27,15 @@ use tch::nn::{self, Init};
 use tch::{Device, Tensor};
 
 use crate::device::{GruImpl, GruPlan};
+use crate::gru_cuda::StepKernels;
 use crate::profile::{self, Phase};
 use crate::settings::ModelConfig;
 use cpu_kernel::{CpuKernel, KernelTape};
+use cuda_kernel::{CudaKernel, CudaTape};
+use embedding_gradient::EmbeddingGradient;
 pub use gru::{GruLayer, GruMasks};
 pub use inference::Inference;
 pub use params::Parameters;
-use tensor_slice::{as_mut_slice, as_slice};
 
 /// Embedding -> GRU -> Dense(1 or n). Outputs logits; the sigmoid or
 /// softmax lives in the loss and in [`Inference::probabilities`].
@@ -44,51 +51,10 @@ pub struct SentimentModel {
     pub device: Device,
     pub gru_plan: GruPlan,
     cpu_kernel: CpuKernel,
+    /// Our CUDA kernels, when the plan runs them.
+    cuda_kernel: Option<CudaKernel>,
     /// The embedding gradient of the CPU kernel's path, kept between steps.
     embedding_gradient: RefCell<Option<EmbeddingGradient>>,
-}
-
-/// The embedding gradient `[N, D]` as one buffer the steps reuse, filled
-/// in Rust: allocating 5 MB afresh every step cost page faults, clearing
-/// all of it a pass over memory where only the rows of the last batch's
-/// tokens are not zero, and libtorch's `index_add_` (one thread, one
-/// dispatched add per position) most of 0.28 ms a step.
-struct EmbeddingGradient {
-    rows: Tensor,
-    /// The token ids whose rows the last step wrote.
-    written: Vec<i64>,
-}
-
-impl EmbeddingGradient {
-    /// Each position's gradient summed into its token's row, in the order
-    /// of the positions (as the lookup's backward sums them), the other
-    /// rows zero.
-    fn accumulate(&mut self, ids: &Tensor, d_inputs: &Tensor) -> Tensor {
-        let ids = ids.to_kind(tch::Kind::Int64).contiguous();
-        let d_inputs = d_inputs.contiguous();
-        let d = self.rows.size()[1] as usize;
-        // SAFETY: `rows` is this struct's own buffer, which nothing reads or
-        // writes during the call (the optimiser reads it after); `ids` and
-        // `d_inputs` are this frame's.
-        let (rows, ids, d_inputs) = unsafe {
-            (
-                as_mut_slice::<f32>(&self.rows),
-                as_slice::<i64>(&ids),
-                as_slice::<f32>(&d_inputs),
-            )
-        };
-        for &id in &self.written {
-            rows[id as usize * d..][..d].fill(0.0);
-        }
-        for (&id, gradient) in ids.iter().zip(d_inputs.chunks_exact(d)) {
-            for (sum, g) in rows[id as usize * d..][..d].iter_mut().zip(gradient) {
-                *sum += g;
-            }
-        }
-        self.written.clear();
-        self.written.extend_from_slice(ids);
-        self.rows.shallow_clone()
-    }
 }
 
 /// What a training forward leaves for the backward pass: the logits, and
@@ -101,10 +67,18 @@ pub struct TrainForward {
     kernel_pass: Option<KernelPass>,
 }
 
+/// A forward pass through one of our kernels, which autograd cannot see.
 struct KernelPass {
     ids: Tensor,
     h_last: Tensor,
-    tape: KernelTape,
+    tape: Tape,
+}
+
+enum Tape {
+    /// Boxed: the CPU tape holds its buffers inline (368 bytes), and a
+    /// step moves the tape twice.
+    Cpu(Box<KernelTape>),
+    Cuda(CudaTape),
 }
 
 pub(crate) fn glorot_uniform(fan_in: i64, fan_out: i64) -> Init {
@@ -117,7 +91,8 @@ pub(crate) fn glorot_uniform(fan_in: i64, fan_out: i64) -> Init {
 
 impl SentimentModel {
     /// Creates the variables under `vs` with Keras's initialisers; `threads`
-    /// for the CPU kernel.
+    /// for the CPU kernel. A plan with the CUDA kernel comes from
+    /// [`GruPlan::choose`], which loaded the kernels for this layer.
     pub fn new(
         vs: &nn::Path,
         config: ModelConfig,
@@ -141,6 +116,10 @@ impl SentimentModel {
             device: vs.device(),
             gru_plan,
             cpu_kernel: CpuKernel::new(threads),
+            cuda_kernel: gru_plan.uses(GruImpl::CudaKernel).then(|| {
+                CudaKernel::new(vs.device(), config.units)
+                    .expect("GruPlan::choose loaded the CUDA kernels for this layer")
+            }),
             embedding_gradient: RefCell::new(None),
         }
     }
@@ -181,94 +160,65 @@ impl SentimentModel {
     /// [`TrainForward::backward`].
     pub fn forward_train(&self, ids: &Tensor, masks: &GruMasks) -> TrainForward {
         let gru_impl = self.gru_plan.train;
-        // The kernel path computes the embedding gradient itself.
+        // Our kernels compute the embedding gradient themselves.
+        let ours = matches!(gru_impl, GruImpl::CpuKernel | GruImpl::CudaKernel);
         let embedded = profile::time(Phase::Embedding, || {
-            if gru_impl == GruImpl::CpuKernel {
+            if ours {
                 tch::no_grad(|| self.embed(ids))
             } else {
                 self.embed(ids)
             }
         });
         let dense = |h_last: &Tensor| profile::time(Phase::DenseAndLoss, || self.dense(h_last));
-        let h_last = match gru_impl {
-            GruImpl::CpuKernel => {
-                let (h_last, tape) = profile::time(Phase::GruForward, || {
-                    self.cpu_kernel.forward_train(&self.gru, embedded, masks)
+        let (h_last, tape) = match gru_impl {
+            GruImpl::CpuKernel => profile::time(Phase::GruForward, || {
+                let (h_last, tape) = self.cpu_kernel.forward_train(&self.gru, embedded, masks);
+                (h_last, Tape::Cpu(Box::new(tape)))
+            }),
+            GruImpl::CudaKernel => profile::time(Phase::GruForward, || {
+                let (h_last, tape) = self
+                    .cuda_kernel()
+                    .forward_train(&self.gru, &embedded, masks)
+                    .expect("the CUDA kernel's inputs are the model's own tensors");
+                (h_last, Tape::Cuda(tape))
+            }),
+            GruImpl::OpByOp | GruImpl::Fused => {
+                let h_last = profile::time(Phase::GruForward, || match gru_impl {
+                    GruImpl::OpByOp => self.gru.forward_op_by_op(&embedded, masks),
+                    _ => self.gru.forward_fused(&embedded, masks, true),
                 });
-                let h_last = h_last.set_requires_grad(true);
                 return TrainForward {
                     logits: dense(&h_last),
-                    kernel_pass: Some(KernelPass {
-                        ids: ids.shallow_clone(),
-                        h_last,
-                        tape,
-                    }),
+                    kernel_pass: None,
                 };
             }
-            GruImpl::OpByOp => profile::time(Phase::GruForward, || {
-                self.gru.forward_op_by_op(&embedded, masks)
-            }),
-            GruImpl::Fused => profile::time(Phase::GruForward, || {
-                self.gru.forward_fused(&embedded, masks, true)
-            }),
         };
+        let h_last = h_last.set_requires_grad(true);
         TrainForward {
             logits: dense(&h_last),
-            kernel_pass: None,
+            kernel_pass: Some(KernelPass {
+                ids: ids.shallow_clone(),
+                h_last,
+                tape,
+            }),
         }
+    }
+
+    fn cuda_kernel(&self) -> &CudaKernel {
+        self.cuda_kernel
+            .as_ref()
+            .expect("a plan with the CUDA kernel loads it")
+    }
+
+    fn step_kernels(&self) -> &'static StepKernels {
+        let Device::Cuda(ordinal) = self.device else {
+            unreachable!("the step kernels run on a GPU");
+        };
+        StepKernels::get(ordinal).expect("the step kernels load where the GRU kernels did")
     }
 
     /// Inference mode (no dropout, no graph), prepared once for many batches.
     pub fn inference(&self) -> Inference<'_> {
         Inference::new(self)
-    }
-}
-
-impl TrainForward {
-    /// The gradient of `loss` with respect to each parameter. Returned
-    /// rather than accumulated into `.grad`. On the CPU kernel's path the
-    /// embedding gradient is a buffer the model reuses: it holds this
-    /// step's gradient until the next backward.
-    pub fn backward(self, model: &SentimentModel, loss: &Tensor) -> Parameters<Tensor> {
-        let Some(pass) = self.kernel_pass else {
-            // Autograd through the whole model, the GRU's steps included.
-            let params = model.parameters();
-            let inputs: Vec<&Tensor> = params.iter().collect();
-            let grads = profile::time(Phase::GruBackward, || {
-                Tensor::run_backward(&[loss], &inputs, false, false)
-            });
-            return Parameters::from_ordered(grads);
-        };
-        let [d_dense_kernel, d_dense_bias, d_h_last]: [Tensor; 3] =
-            profile::time(Phase::DenseAndLoss, || {
-                Tensor::run_backward(
-                    &[loss],
-                    &[&model.dense_kernel, &model.dense_bias, &pass.h_last],
-                    false,
-                    false,
-                )
-            })
-            .try_into()
-            .expect("three gradients");
-        let grads = profile::time(Phase::GruBackward, || {
-            model.cpu_kernel.backward(&model.gru, pass.tape, &d_h_last)
-        });
-        let d_embeddings = profile::time(Phase::EmbeddingGradient, || {
-            let mut gradient = model.embedding_gradient.borrow_mut();
-            gradient
-                .get_or_insert_with(|| EmbeddingGradient {
-                    rows: model.embeddings.zeros_like(),
-                    written: Vec::new(),
-                })
-                .accumulate(&pass.ids, &grads.d_inputs)
-        });
-        Parameters {
-            embeddings: d_embeddings,
-            gru_kernel: grads.d_kernel,
-            gru_recurrent_kernel: grads.d_recurrent_kernel,
-            gru_bias: grads.d_bias,
-            dense_kernel: d_dense_kernel,
-            dense_bias: d_dense_bias,
-        }
     }
 }

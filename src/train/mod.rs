@@ -186,6 +186,7 @@ impl Fit<'_> {
         );
         let mut totals = Totals::from_running(&state.running, train.y.device());
         self.skip_steps(state.step);
+        let on_cpu = train.y.device() == Device::Cpu;
         let started = Instant::now();
         for step in state.step..steps {
             let len = self.batch_len(step);
@@ -199,22 +200,26 @@ impl Fit<'_> {
                 )
             });
             let forward = model.forward_train(&x, &masks);
-            let loss = profile::time(Phase::DenseAndLoss, || {
-                loss_with_logits(&forward.logits, &y)
-            });
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                bail!(
-                    "the loss became {value} at epoch {} step {} of {steps}: training diverged; \
-                     the last checkpoint is kept (try a lower --learning-rate)",
-                    state.epoch + 1,
-                    step + 1
-                );
-            }
-            totals.add(&forward.logits, &y, &loss);
-            let grads = forward.backward(model, &loss);
+            let grads = if forward.fuses_head() {
+                forward.backward_with_fused_head(model, &y, &mut totals)
+            } else {
+                let loss = profile::time(Phase::DenseAndLoss, || {
+                    loss_with_logits(&forward.logits, &y)
+                });
+                // Reading the loss waits for a GPU, so there it is checked
+                // only where the running means are read anyway (the
+                // recorded steps, the last included), before anything is
+                // saved.
+                if on_cpu {
+                    check_loss(loss.double_value(&[]), "at", state.epoch, step + 1, steps)?;
+                }
+                totals.add(&forward.logits, &y, &loss);
+                forward.backward(model, &loss)
+            };
             profile::time(Phase::Adam, || self.optimizer.step(&grads));
-            self.record_step(state, &totals, step + 1);
+            if let Some(running_loss) = self.record_step(state, &totals, step + 1) {
+                check_loss(running_loss, "by", state.epoch, step + 1, steps)?;
+            }
             progress.step(step as u64 + 1, || {
                 let running = totals.means();
                 vec![("accuracy", running.accuracy), ("loss", running.loss)]
@@ -234,12 +239,12 @@ impl Fit<'_> {
     }
 
     /// Adds step `done` (from 1) to the step-level history if the interval
-    /// records it. Reading the running means synchronises a GPU, hence only
-    /// at recorded steps.
-    fn record_step(&self, state: &mut FitState, totals: &Totals, done: usize) {
+    /// records it, and returns the running loss then. Reading the running
+    /// means synchronises a GPU, hence only at recorded steps.
+    fn record_step(&self, state: &mut FitState, totals: &Totals, done: usize) -> Option<f64> {
         let steps = self.steps();
         if !StepInterval::every(self.config.history_every_steps).records(done, steps) {
-            return;
+            return None;
         }
         let running = totals.means();
         state.steps.push(StepRecord {
@@ -249,6 +254,7 @@ impl Fit<'_> {
             accuracy: running.accuracy,
             loss: running.loss,
         });
+        Some(running.loss)
     }
 
     /// Validation, the epoch's record and the callbacks' decision.
@@ -298,6 +304,19 @@ impl Fit<'_> {
         state.epoch_seconds = 0.0;
         decision
     }
+}
+
+/// Ends the fit with an error if the loss, seen `when` ("at" or "by") step
+/// `step` of `steps` in epoch `epoch` (from 0), is not finite.
+fn check_loss(loss: f64, when: &str, epoch: usize, step: usize, steps: usize) -> Result<()> {
+    if !loss.is_finite() {
+        bail!(
+            "the loss became {loss} {when} epoch {} step {step} of {steps}: training diverged; \
+             the last checkpoint is kept (try a lower --learning-rate)",
+            epoch + 1,
+        );
+    }
+    Ok(())
 }
 
 /// The metrics Keras prints at the end of an epoch.

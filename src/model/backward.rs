@@ -1,0 +1,133 @@
+//! The backward pass of a training step: autograd through the whole model
+//! for libtorch's GRUs; for our kernels, which autograd cannot see,
+//! autograd (or the fused binary head) down to the last GRU state, then the
+//! kernel's backward through time and the embedding gradient.
+use tch::Tensor;
+
+use super::embedding_gradient::EmbeddingGradient;
+use super::{KernelPass, Parameters, SentimentModel, Tape, TrainForward};
+use crate::evaluation::Totals;
+use crate::gru_cuda::{BinaryHead, StepKernels};
+use crate::profile::{self, Phase};
+
+/// The gradients above the GRU: of the dense layer and of the last state.
+struct HeadGradients {
+    d_dense_kernel: Tensor,
+    d_dense_bias: Tensor,
+    d_h_last: Tensor,
+}
+
+impl TrainForward {
+    /// The gradient of `loss` with respect to each parameter. Returned
+    /// rather than accumulated into `.grad`. On the CPU kernel's path the
+    /// embedding gradient is a buffer the model reuses: it holds this
+    /// step's gradient until the next backward.
+    pub fn backward(self, model: &SentimentModel, loss: &Tensor) -> Parameters<Tensor> {
+        let Some(pass) = self.kernel_pass else {
+            // Autograd through the whole model, the GRU's steps included.
+            let params = model.parameters();
+            let inputs: Vec<&Tensor> = params.iter().collect();
+            let grads = profile::time(Phase::GruBackward, || {
+                Tensor::run_backward(&[loss], &inputs, false, false)
+            });
+            return Parameters::from_ordered(grads);
+        };
+        let [d_dense_kernel, d_dense_bias, d_h_last]: [Tensor; 3] =
+            profile::time(Phase::DenseAndLoss, || {
+                Tensor::run_backward(
+                    &[loss],
+                    &[&model.dense_kernel, &model.dense_bias, &pass.h_last],
+                    false,
+                    false,
+                )
+            })
+            .try_into()
+            .expect("three gradients");
+        let head = HeadGradients {
+            d_dense_kernel,
+            d_dense_bias,
+            d_h_last,
+        };
+        through_kernel(model, pass, head)
+    }
+
+    /// Whether [`TrainForward::backward_with_fused_head`] can run: on the
+    /// CUDA kernel's path with one sigmoid unit.
+    pub fn fuses_head(&self) -> bool {
+        match &self.kernel_pass {
+            Some(pass) => {
+                matches!(pass.tape, Tape::Cuda(_))
+                    && self.logits.dim() == 1
+                    && StepKernels::head_takes(self.logits.size()[0])
+            }
+            None => false,
+        }
+    }
+
+    /// The gradients of the batch's mean binary cross-entropy against
+    /// `labels`, its loss and hits added to `totals`: the loss, its
+    /// autograd and the totals' ops in one launch of the step kernels.
+    /// Only where [`TrainForward::fuses_head`].
+    pub fn backward_with_fused_head(
+        self,
+        model: &SentimentModel,
+        labels: &Tensor,
+        totals: &mut Totals,
+    ) -> Parameters<Tensor> {
+        let pass = self.kernel_pass.expect("fuses_head was checked");
+        let kernels = model.step_kernels();
+        let head = profile::time(Phase::DenseAndLoss, || {
+            let n = labels.size()[0] as usize;
+            let (loss_sum, hits) = totals.sums_for_kernel(n);
+            let logits = self.logits.detach();
+            let h_last = pass.h_last.detach();
+            kernels
+                .binary_head(&BinaryHead {
+                    logits: &logits,
+                    labels,
+                    h_last: &h_last,
+                    dense_kernel: &model.dense_kernel,
+                    loss_sum,
+                    hits,
+                })
+                .expect("the head's inputs are the model's own tensors")
+        });
+        let head = HeadGradients {
+            d_dense_kernel: head.d_dense_kernel,
+            d_dense_bias: head.d_dense_bias,
+            d_h_last: head.d_h_last,
+        };
+        through_kernel(model, pass, head)
+    }
+}
+
+/// The kernel's backward through time from the last state's gradient, and
+/// the embedding gradient from the inputs' gradient.
+fn through_kernel(
+    model: &SentimentModel,
+    pass: KernelPass,
+    head: HeadGradients,
+) -> Parameters<Tensor> {
+    let grads = profile::time(Phase::GruBackward, || match pass.tape {
+        Tape::Cpu(tape) => model.cpu_kernel.backward(&model.gru, *tape, &head.d_h_last),
+        Tape::Cuda(tape) => model
+            .cuda_kernel()
+            .backward(&model.gru, tape, &head.d_h_last)
+            .expect("the CUDA kernel's inputs are the model's own tensors"),
+    });
+    let d_embeddings = profile::time(Phase::EmbeddingGradient, || {
+        model
+            .embedding_gradient
+            .borrow_mut()
+            .get_or_insert_with(|| EmbeddingGradient::new(&model.embeddings))
+            .compute(&pass.ids, &grads.d_inputs)
+    });
+    Parameters {
+        embeddings: d_embeddings,
+        gru_kernel: grads.d_kernel,
+        gru_recurrent_kernel: grads.d_recurrent_kernel,
+        gru_bias: grads.d_bias,
+        dense_kernel: head.d_dense_kernel,
+        dense_bias: head.d_dense_bias,
+    }
+}
