@@ -125,11 +125,39 @@ impl Totals {
         self.running().means()
     }
 
+    /// A copy of the sums as they stand, left on the device: reading it
+    /// later does not hold up the work queued meanwhile.
+    pub fn snapshot(&self) -> TotalsSnapshot {
+        TotalsSnapshot {
+            loss: self.loss.copy(),
+            hits: self.hits.copy(),
+            samples: self.samples,
+        }
+    }
+
     /// The loss and hit sums (f64 scalars on the device) for a kernel to
     /// add a batch of `n` samples to.
     pub fn sums_for_kernel(&mut self, n: usize) -> (&Tensor, &Tensor) {
         self.samples += n;
         (&self.loss, &self.hits)
+    }
+}
+
+/// [`Totals`] at one point of an epoch, still on the device.
+pub struct TotalsSnapshot {
+    loss: Tensor,
+    hits: Tensor,
+    samples: usize,
+}
+
+impl TotalsSnapshot {
+    /// The sums as plain numbers (a GPU is synchronised).
+    pub fn read(&self) -> RunningTotals {
+        RunningTotals {
+            loss_sum: self.loss.double_value(&[]),
+            hits: self.hits.double_value(&[]),
+            samples: self.samples,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ mod steps;
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -22,6 +22,7 @@ use crate::profile::{self, Phase};
 use crate::progress::{EpochProgress, Verbosity};
 use crate::settings::TrainConfig;
 pub use callbacks::{BestEpoch, CallbackState, EpochDecision};
+use steps::{check_loss, PendingSteps};
 pub use steps::{StepInterval, StepRecord};
 
 /// One row of the history, as Keras's CSVLogger writes it plus timings.
@@ -176,7 +177,6 @@ impl Fit<'_> {
         order: &Tensor,
         save: &mut impl FnMut(&FitState, &Adam, SavePoint) -> Result<()>,
     ) -> Result<Option<EpochProgress>> {
-        let (train, model) = (self.data.train, self.model);
         let steps = self.steps();
         let mut progress = EpochProgress::start(
             self.verbosity,
@@ -184,77 +184,72 @@ impl Fit<'_> {
             self.config.epochs,
             steps as u64,
         );
-        let mut totals = Totals::from_running(&state.running, train.y.device());
+        let mut totals = Totals::from_running(&state.running, self.data.train.y.device());
+        let interval = StepInterval::every(self.config.history_every_steps);
+        let mut pending = PendingSteps::new(interval, state.epoch, steps);
         self.skip_steps(state.step);
-        let on_cpu = train.y.device() == Device::Cpu;
         let started = Instant::now();
         for step in state.step..steps {
-            let len = self.batch_len(step);
-            let (masks, x, y) = profile::time(Phase::Batch, || {
-                let idx = order.narrow(0, step as i64 * self.config.batch_size as i64, len);
-                let masks = model.draw_masks(len);
-                (
-                    masks,
-                    train.x.index_select(0, &idx),
-                    train.y.index_select(0, &idx),
-                )
-            });
-            let forward = model.forward_train(&x, &masks);
-            let grads = if forward.fuses_head() {
-                forward.backward_with_fused_head(model, &y, &mut totals)
-            } else {
-                let loss = profile::time(Phase::DenseAndLoss, || {
-                    loss_with_logits(&forward.logits, &y)
-                });
-                // Reading the loss waits for a GPU, so there it is checked
-                // only where the running means are read anyway (the
-                // recorded steps, the last included), before anything is
-                // saved.
-                if on_cpu {
-                    check_loss(loss.double_value(&[]), "at", state.epoch, step + 1, steps)?;
-                }
-                totals.add(&forward.logits, &y, &loss);
-                forward.backward(model, &loss)
-            };
-            profile::time(Phase::Adam, || self.optimizer.step(&grads));
-            if let Some(running_loss) = self.record_step(state, &totals, step + 1) {
-                check_loss(running_loss, "by", state.epoch, step + 1, steps)?;
-            }
+            self.train_step(order, step, &mut totals, state.epoch)?;
+            pending.after_step(step + 1, &totals);
             progress.step(step as u64 + 1, || {
                 let running = totals.means();
                 vec![("accuracy", running.accuracy), ("loss", running.loss)]
             });
             state.step = step + 1;
             if self.should_stop(state) && step + 1 < steps {
+                state.steps.extend(pending.read()?);
                 state.running = totals.running();
                 state.epoch_seconds += started.elapsed().as_secs_f64();
                 save(state, self.optimizer, SavePoint::MidEpoch)?;
                 return Ok(None);
             }
         }
+        state.steps.extend(pending.read()?);
         state.step = steps;
         state.running = totals.running();
         state.epoch_seconds += started.elapsed().as_secs_f64();
         Ok(Some(progress))
     }
 
-    /// Adds step `done` (from 1) to the step-level history if the interval
-    /// records it, and returns the running loss then. Reading the running
-    /// means synchronises a GPU, hence only at recorded steps.
-    fn record_step(&self, state: &mut FitState, totals: &Totals, done: usize) -> Option<f64> {
-        let steps = self.steps();
-        if !StepInterval::every(self.config.history_every_steps).records(done, steps) {
-            return None;
-        }
-        let running = totals.means();
-        state.steps.push(StepRecord {
-            epoch: state.epoch,
-            step: done,
-            steps_per_epoch: steps,
-            accuracy: running.accuracy,
-            loss: running.loss,
+    /// Step `step` (from 0) of epoch `epoch` (from 0): its batch, forward,
+    /// backward and update, its loss and hits added to `totals`.
+    fn train_step(
+        &mut self,
+        order: &Tensor,
+        step: usize,
+        totals: &mut Totals,
+        epoch: usize,
+    ) -> Result<()> {
+        let (train, model) = (self.data.train, self.model);
+        let len = self.batch_len(step);
+        let (masks, x, y) = profile::time(Phase::Batch, || {
+            let idx = order.narrow(0, step as i64 * self.config.batch_size as i64, len);
+            let masks = model.draw_masks(len);
+            (
+                masks,
+                train.x.index_select(0, &idx),
+                train.y.index_select(0, &idx),
+            )
         });
-        Some(running.loss)
+        let forward = model.forward_train(&x, &masks);
+        let grads = if forward.fuses_head() {
+            forward.backward_with_fused_head(model, &y, totals)
+        } else {
+            let loss = profile::time(Phase::DenseAndLoss, || {
+                loss_with_logits(&forward.logits, &y)
+            });
+            // Reading the loss waits for a GPU, so there it is checked when
+            // the recorded steps are read, at the end of the epoch (or
+            // when it is saved), before anything is saved.
+            if y.device() == Device::Cpu {
+                check_loss(loss.double_value(&[]), "at", epoch, step + 1, self.steps())?;
+            }
+            totals.add(&forward.logits, &y, &loss);
+            forward.backward(model, &loss)
+        };
+        profile::time(Phase::Adam, || self.optimizer.step(&grads));
+        Ok(())
     }
 
     /// Validation, the epoch's record and the callbacks' decision.
@@ -304,19 +299,6 @@ impl Fit<'_> {
         state.epoch_seconds = 0.0;
         decision
     }
-}
-
-/// Ends the fit with an error if the loss, seen `when` ("at" or "by") step
-/// `step` of `steps` in epoch `epoch` (from 0), is not finite.
-fn check_loss(loss: f64, when: &str, epoch: usize, step: usize, steps: usize) -> Result<()> {
-    if !loss.is_finite() {
-        bail!(
-            "the loss became {loss} {when} epoch {} step {step} of {steps}: training diverged; \
-             the last checkpoint is kept (try a lower --learning-rate)",
-            epoch + 1,
-        );
-    }
-    Ok(())
 }
 
 /// The metrics Keras prints at the end of an epoch.
