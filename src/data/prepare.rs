@@ -73,18 +73,39 @@ pub(crate) fn prepare_texts<K: Ord + Send>(
     read: impl FnOnce(&mut TextSink<'_, K>) -> Result<Vec<u8>>,
 ) -> Result<Prepared> {
     let workers = thread::available_parallelism().map_or(2, |n| n.get());
-    let (tokenisers, classes) = tokenise(workers, read)?;
+    let (tokenisers, classes) = tokenise(workers, shape.maxlen, read)?;
     let vocab = Vocabulary::from_counts(merged_training_counts(&tokenisers));
-    Ok(encode_and_pad(&tokenisers, vocab, shape, &classes))
+    let prepared = encode_and_pad(&tokenisers, vocab, shape, &classes);
+    drop(tokenisers);
+    release_freed_memory();
+    Ok(prepared)
 }
 
-/// One text after tokenising: its place in the arrays, its label, and its
-/// tokens as ids into the table of the tokeniser that handled it.
+/// Hands the heap memory freed so far back to the system. The tokenisers'
+/// texts and tables (~90 MB for the reviews) are freed by now, but glibc
+/// keeps freed memory in its arenas, one per tokeniser thread, so the
+/// training that follows would allocate on top of it: a 5-epoch run from
+/// an unprepared archive peaked at 317 MiB against 250 from a prepared one
+/// (measured, 2-core AMD EPYC).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of malloc's own heaps to
+    // the system; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// One text after tokenising: its place in the arrays, its label, its
+/// length in tokens, and its last `maxlen` tokens (all that padding keeps:
+/// it truncates at the front) as ids into the table of the tokeniser that
+/// handled it. Keeping every token held ~55 MB more for the reviews.
 struct Tokenised<K> {
     order: K,
     train: bool,
     label: u32,
-    tokens: Vec<u32>,
+    len: usize,
+    tail: Vec<u32>,
 }
 
 /// A tokeniser thread's state: its token table and what it tokenised.
@@ -104,7 +125,7 @@ impl<K> Tokeniser<K> {
         }
     }
 
-    fn add(&mut self, raw: RawText<K>) {
+    fn add(&mut self, raw: RawText<K>, maxlen: usize) {
         // Step 1 of the contract: invalid UTF-8 becomes U+FFFD, not an error.
         let text = String::from_utf8_lossy(&raw.text);
         let train = raw.train;
@@ -124,11 +145,14 @@ impl<K> Tokeniser<K> {
             }
             tokens.push(local);
         });
+        let len = tokens.len();
+        let tail = tokens[len.saturating_sub(maxlen)..].to_vec();
         self.texts.push(Tokenised {
             order: raw.order,
             train,
             label: raw.label,
-            tokens,
+            len,
+            tail,
         });
     }
 }
@@ -137,6 +161,7 @@ impl<K> Tokeniser<K> {
 /// threads tokenise the texts it hands them.
 fn tokenise<K: Send, R>(
     workers: usize,
+    maxlen: usize,
     read: impl FnOnce(&mut TextSink<'_, K>) -> Result<R>,
 ) -> Result<(Vec<Tokeniser<K>>, R)> {
     let (tx, rx) = mpsc::sync_channel::<Vec<RawText<K>>>(2 * workers);
@@ -152,7 +177,7 @@ fn tokenise<K: Send, R>(
                         let batch = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                         let Ok(batch) = batch else { break };
                         for text in batch {
-                            tokeniser.add(text);
+                            tokeniser.add(text, maxlen);
                         }
                     }
                     tokeniser
@@ -227,19 +252,23 @@ fn encode_and_pad<K: Ord>(
         .collect();
     order.sort_unstable_by(|a, b| a.1.order.cmp(&b.1.order));
 
-    let mut stats = Stats::default();
+    let mut stats = Stats {
+        train_oov: training_oov(tokenisers, &ids),
+        ..Stats::default()
+    };
     let mut train = SplitBuilder::new(maxlen);
     let mut test = SplitBuilder::new(maxlen);
     let mut seq = Vec::new();
     for (w, text) in order {
+        // [START] + the tokens, truncated at the front as padding does; the
+        // tail holds every token that survives it.
         seq.clear();
         seq.push(START_ID);
-        seq.extend(text.tokens.iter().map(|&t| ids[w][t as usize]));
-        let truncated = seq.len() > maxlen;
+        seq.extend(text.tail.iter().map(|&t| ids[w][t as usize]));
+        let truncated = text.len + 1 > maxlen;
         let class = classes[text.label as usize];
         if text.train {
-            stats.train_tokens += text.tokens.len() as u64;
-            stats.train_oov += seq[1..].iter().filter(|&&id| id == OOV_ID).count() as u64;
+            stats.train_tokens += text.len as u64;
             stats.train_truncated += truncated as u64;
             train.push(&seq, class);
         } else {
@@ -255,6 +284,18 @@ fn encode_and_pad<K: Ord>(
         },
         stats,
     }
+}
+
+/// Out-of-vocabulary tokens in the training texts: each table entry's
+/// training count where its Keras id is the OOV id.
+fn training_oov<K>(tokenisers: &[Tokeniser<K>], ids: &[Vec<i32>]) -> u64 {
+    tokenisers
+        .iter()
+        .zip(ids)
+        .flat_map(|(tk, ids)| tk.training_counts.iter().zip(ids))
+        .filter(|(_, &id)| id == OOV_ID)
+        .map(|(&count, _)| count)
+        .sum()
 }
 
 /// Appends padded rows to a split.
