@@ -162,12 +162,10 @@ impl SentimentModel {
         let gru_impl = self.gru_plan.train;
         // Our kernels compute the embedding gradient themselves.
         let ours = matches!(gru_impl, GruImpl::CpuKernel | GruImpl::CudaKernel);
-        let embedded = profile::time(Phase::Embedding, || {
-            if ours {
-                tch::no_grad(|| self.embed(ids))
-            } else {
-                self.embed(ids)
-            }
+        let embedded = profile::time(Phase::Embedding, || match gru_impl {
+            GruImpl::CpuKernel => self.cpu_kernel.embed(&self.embeddings, ids),
+            _ if ours => tch::no_grad(|| self.embed(ids)),
+            _ => self.embed(ids),
         });
         let dense = |h_last: &Tensor| profile::time(Phase::DenseAndLoss, || self.dense(h_last));
         let (h_last, tape) = match gru_impl {
