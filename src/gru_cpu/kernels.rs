@@ -12,10 +12,6 @@
 
 use super::simd::{self, Scalar, Simd};
 
-/// Rows of one micro-kernel tile. 4 rows x `NV` vectors of accumulators:
-/// 16 zmm on AVX-512 (of 32), 8 ymm on AVX2 (of 16).
-const MR: usize = 4;
-
 /// What the matrix product does with the accumulated tile `acc = A B`.
 #[derive(Clone, Copy)]
 pub(crate) enum RawEpi {
@@ -128,10 +124,10 @@ unsafe fn gemm_generic<S: Simd>(g: &RawGemm) {
         let nv = ((g.n - j0) / S::LANES).min(S::NV);
         let mut i0 = 0;
         while i0 < g.m {
-            let mr = (g.m - i0).min(MR);
+            let mr = (g.m - i0).min(S::MR);
             // SAFETY: the tile lies inside the m x n range the caller checked.
             unsafe { tile_dispatch::<S>(g, i0, j0, mr, nv) };
-            i0 += MR;
+            i0 += S::MR;
         }
         j0 += nv * S::LANES;
     }
@@ -164,7 +160,23 @@ unsafe fn tile_dispatch<S: Simd>(g: &RawGemm, i0: usize, j0: usize, mr: usize, n
         (4, 1),
         (4, 2),
         (4, 3),
-        (4, 4)
+        (4, 4),
+        (5, 1),
+        (5, 2),
+        (5, 3),
+        (5, 4),
+        (6, 1),
+        (6, 2),
+        (6, 3),
+        (6, 4),
+        (7, 1),
+        (7, 2),
+        (7, 3),
+        (7, 4),
+        (8, 1),
+        (8, 2),
+        (8, 3),
+        (8, 4)
     )
 }
 

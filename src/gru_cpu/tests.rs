@@ -396,6 +396,33 @@ fn forward_and_backward_match_reference() {
     }
 }
 
+/// AVX-512 and AVX2 (whichever this CPU has) agree bit for bit, whatever
+/// their tile shapes: each element of a product accumulates the same FMAs
+/// in the same order. (The scalar fallback rounds differently.)
+#[test]
+fn every_simd_instruction_set_gives_the_same_bits() {
+    let engines: Vec<Engine> = Engine::all_available(2)
+        .into_iter()
+        .filter(|e| e.instruction_set() != "scalar")
+        .collect();
+    for &(b, t, d, h) in &SIZES {
+        for in_kind in [InMask::None, InMask::PerGate] {
+            let c = Case::new(b, t, d, h, in_kind, true, 7);
+            let (want, want_g) = c.run(engines[0]);
+            for &engine in &engines[1..] {
+                let tag = format!(
+                    "{} against {} b{b} t{t} d{d} h{h} {in_kind:?}",
+                    engine.instruction_set(),
+                    engines[0].instruction_set()
+                );
+                let (out, g) = c.run(engine);
+                assert_eq!(out, want, "{tag}: h_T");
+                assert_same_grads(&g, &want_g, &tag);
+            }
+        }
+    }
+}
+
 #[test]
 fn tape_is_reusable_across_batch_shapes() {
     let engine = Engine::new(2);
