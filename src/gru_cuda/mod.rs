@@ -124,6 +124,35 @@ pub fn compile_gru(arch: u32, units: usize) -> Result<(Vec<u8>, String)> {
     Ok((compiled.cubin, compiled.log))
 }
 
+/// `source` compiled for `gpu` and loaded into its context for the life of
+/// the process: from the disk cache when an earlier run compiled it; a
+/// cached CUBIN the driver refuses (a damaged file, say) is compiled again
+/// and replaced, so it cannot keep the kernels off for good.
+fn load_program(
+    gpu: &Gpu,
+    source: &str,
+    name: &str,
+    options: &[String],
+) -> Result<&'static driver::Module> {
+    let arch = gpu.compute_capability;
+    let cached = nvrtc::cache_path(source, name, arch, options)?;
+    let from_cache = cached
+        .as_ref()
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|cubin| gpu.load_module(&cubin).ok());
+    let module = match from_cache {
+        Some(module) => module,
+        None => {
+            let compiled = nvrtc::compile(source, name, arch, options)?;
+            if let Some(path) = &cached {
+                nvrtc::store(path, &compiled.cubin);
+            }
+            gpu.load_module(&compiled.cubin)?
+        }
+    };
+    Ok(Box::leak(Box::new(module)))
+}
+
 /// The GRU kernels of one GPU and layer size, compiled and loaded.
 #[derive(Clone)]
 pub struct GruKernels {
@@ -149,13 +178,7 @@ impl GruKernels {
     fn load(ordinal: usize, units: usize) -> Result<GruKernels> {
         check_layer(units)?;
         let gpu = Gpu::open(ordinal)?;
-        let cubin = nvrtc::compile_cached(
-            GRU_SOURCE,
-            "gru",
-            gpu.compute_capability,
-            &gru_options(units),
-        )?;
-        let module = Box::leak(Box::new(gpu.load_module(&cubin)?));
+        let module = load_program(&gpu, GRU_SOURCE, "gru", &gru_options(units))?;
         Ok(GruKernels {
             gpu,
             units,

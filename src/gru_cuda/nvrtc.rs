@@ -3,10 +3,11 @@
 //! toolkit is needed. CUBIN for the card's exact compute capability rather
 //! than PTX: PTX from a newer NVRTC can be refused by an older driver.
 //! Results are cached on disk by a hash of the source, the options and the
-//! NVRTC version, so a run compiles only what no earlier run compiled.
+//! NVRTC version (`cache_path`, `store`), so a run compiles only what no
+//! earlier run compiled.
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
@@ -212,10 +213,15 @@ fn cache_folder() -> Option<PathBuf> {
     Some(base.join("gru-imdb").join("cubin"))
 }
 
-/// [`compile`]'s CUBIN, from the disk cache when an earlier run made it.
-/// The cache is best effort: a folder that cannot be written only means
-/// compiling again next time.
-pub fn compile_cached(source: &str, name: &str, arch: u32, options: &[String]) -> Result<Vec<u8>> {
+/// Where the CUBIN of `source` compiled for `sm_<arch>` with `options` is
+/// cached: a file named by a hash of all that and NVRTC's version, or
+/// `None` without a cache folder.
+pub fn cache_path(
+    source: &str,
+    name: &str,
+    arch: u32,
+    options: &[String],
+) -> Result<Option<PathBuf>> {
     let (major, minor) = version()?;
     let mut hash = Sha256::new();
     for part in [source, name, &arch.to_string(), &format!("{major}.{minor}")] {
@@ -227,18 +233,15 @@ pub fn compile_cached(source: &str, name: &str, arch: u32, options: &[String]) -
         hash.update([0]);
     }
     let key = hex::encode(hash.finalize());
-    let path = cache_folder().map(|folder| folder.join(format!("{name}-sm_{arch}-{key}.cubin")));
-    if let Some(cubin) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
-        return Ok(cubin);
-    }
-    let compiled = compile(source, name, arch, options)?;
-    if let Some(path) = path {
-        // Best effort, as said above.
-        let _ = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| write_atomically(&path, |out| out.write_all(&compiled.cubin)));
-    }
-    Ok(compiled.cubin)
+    Ok(cache_folder().map(|folder| folder.join(format!("{name}-sm_{arch}-{key}.cubin"))))
+}
+
+/// Stores a CUBIN in the cache, atomically. Best effort: a folder that
+/// cannot be written only means compiling again next time.
+pub fn store(path: &Path, cubin: &[u8]) {
+    let _ = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| write_atomically(path, |out| out.write_all(cubin)));
 }

@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::driver::{Geometry, Gpu, Kernel};
-use super::{check_tensor, launch, nvrtc, tensor_arg, Arg};
+use super::{check_tensor, launch, load_program, tensor_arg, Arg};
 
 pub(super) const SOURCE: &str = include_str!("step.cu");
 
@@ -103,9 +103,7 @@ fn elementwise(n: i64, rows: u32) -> Geometry {
 
 impl StepKernels {
     fn load(ordinal: usize) -> Result<StepKernels> {
-        let gpu = Gpu::open(ordinal)?;
-        let cubin = nvrtc::compile_cached(SOURCE, "step", gpu.compute_capability, &[])?;
-        let module = Box::leak(Box::new(gpu.load_module(&cubin)?));
+        let module = load_program(&Gpu::open(ordinal)?, SOURCE, "step", &[])?;
         Ok(StepKernels {
             ordinal,
             adam: module.function("adam_step")?,

@@ -136,3 +136,21 @@ fn a_layer_too_large_is_refused_before_anything_is_compiled() {
     assert!(check_layer(MAX_UNITS + 1).is_err());
     assert!(check_layer(0).is_err());
 }
+
+#[test]
+fn a_cached_cubin_is_named_by_everything_that_shapes_it() {
+    let path = |source: &str, arch, units| {
+        nvrtc::cache_path(source, "gru", arch, &gru_options(units)).unwrap()
+    };
+    let Some(base) = path(GRU_SOURCE, 90, 64) else {
+        return; // no HOME or XDG_CACHE_HOME: nothing is cached
+    };
+    assert_eq!(path(GRU_SOURCE, 90, 64), Some(base.clone()));
+    for other in [
+        path(GRU_SOURCE, 80, 64),
+        path(GRU_SOURCE, 90, 32),
+        path("// changed", 90, 64),
+    ] {
+        assert_ne!(other, Some(base.clone()));
+    }
+}
