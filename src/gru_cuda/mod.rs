@@ -126,8 +126,9 @@ pub fn compile_gru(arch: u32, units: usize) -> Result<(Vec<u8>, String)> {
 
 /// `source` compiled for `gpu` and loaded into its context for the life of
 /// the process: from the disk cache when an earlier run compiled it; a
-/// cached CUBIN the driver refuses (a damaged file, say) is compiled again
-/// and replaced, so it cannot keep the kernels off for good.
+/// cached CUBIN that is damaged (checked by its sha256 before the driver
+/// sees it) or that the driver refuses is compiled again and replaced, so
+/// it can neither crash a run nor keep the kernels off for good.
 fn load_program(
     gpu: &Gpu,
     source: &str,
@@ -138,7 +139,7 @@ fn load_program(
     let cached = nvrtc::cache_path(source, name, arch, options)?;
     let from_cache = cached
         .as_ref()
-        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|path| nvrtc::read_cached(path))
         .and_then(|cubin| gpu.load_module(&cubin).ok());
     let module = match from_cache {
         Some(module) => module,

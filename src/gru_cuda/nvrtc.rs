@@ -236,12 +236,29 @@ pub fn cache_path(
     Ok(cache_folder().map(|folder| folder.join(format!("{name}-sm_{arch}-{key}.cubin"))))
 }
 
-/// Stores a CUBIN in the cache, atomically. Best effort: a folder that
-/// cannot be written only means compiling again next time.
+/// Stores a CUBIN in the cache, atomically, after the sha256 of its bytes.
+/// Best effort: a folder that cannot be written only means compiling again
+/// next time.
 pub fn store(path: &Path, cubin: &[u8]) {
+    let digest = Sha256::digest(cubin);
     let _ = path
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
         .map_err(anyhow::Error::from)
-        .and_then(|()| write_atomically(path, |out| out.write_all(cubin)));
+        .and_then(|()| {
+            write_atomically(path, |out| {
+                out.write_all(&digest)?;
+                out.write_all(cubin)
+            })
+        });
+}
+
+/// The CUBIN [`store`] left at `path`, if it is there and whole. The driver
+/// trusts a CUBIN's own sizes (`cuModuleLoadData` takes no length), so a
+/// damaged file must never reach it: given a CUBIN cut to 100 bytes, a run
+/// on an H100 ended at once without a word (seen once).
+pub fn read_cached(path: &Path) -> Option<Vec<u8>> {
+    let file = std::fs::read(path).ok()?;
+    let (digest, cubin) = file.split_at_checked(32)?;
+    (Sha256::digest(cubin).as_slice() == digest).then(|| cubin.to_vec())
 }

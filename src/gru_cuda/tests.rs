@@ -154,3 +154,18 @@ fn a_cached_cubin_is_named_by_everything_that_shapes_it() {
         assert_ne!(other, Some(base.clone()));
     }
 }
+
+#[test]
+fn only_a_whole_cached_cubin_is_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache").join("k.cubin");
+    let cubin = b"\x7fELF pretend cubin bytes".to_vec();
+    nvrtc::store(&path, &cubin);
+    assert_eq!(nvrtc::read_cached(&path), Some(cubin.clone()));
+    let whole = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &whole[..whole.len() - 3]).unwrap();
+    assert_eq!(nvrtc::read_cached(&path), None, "truncated");
+    std::fs::write(&path, &whole[..10]).unwrap();
+    assert_eq!(nvrtc::read_cached(&path), None, "shorter than a digest");
+    assert_eq!(nvrtc::read_cached(&dir.path().join("absent")), None);
+}
