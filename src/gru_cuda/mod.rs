@@ -69,7 +69,9 @@ use tch::{Device, Kind, Tensor};
 
 pub use driver::Gpu;
 use driver::{Geometry, Kernel};
-pub use step::{AdamConstants, AdamTensors, BinaryHead, StepKernels, ADAM_MAX_PARAMETERS};
+pub use step::{
+    AdamConstants, AdamTensors, BinaryHead, HeadGradients, StepKernels, ADAM_MAX_PARAMETERS,
+};
 
 const GRU_SOURCE: &str = include_str!("gru.cu");
 

@@ -74,7 +74,8 @@ pub struct BinaryHead<'a> {
     pub hits: &'a Tensor,
 }
 
-/// The binary head's gradients.
+/// The gradients above the GRU: of the dense layer and of the last state
+/// (from the binary head's launch, or from autograd on the other paths).
 pub struct HeadGradients {
     pub d_h_last: Tensor,
     pub d_dense_kernel: Tensor,

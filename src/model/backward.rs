@@ -7,15 +7,8 @@ use tch::Tensor;
 use super::embedding_gradient::EmbeddingGradient;
 use super::{KernelPass, Parameters, SentimentModel, Tape, TrainForward};
 use crate::evaluation::Totals;
-use crate::gru_cuda::{BinaryHead, StepKernels};
+use crate::gru_cuda::{BinaryHead, HeadGradients, StepKernels};
 use crate::profile::{self, Phase};
-
-/// The gradients above the GRU: of the dense layer and of the last state.
-struct HeadGradients {
-    d_dense_kernel: Tensor,
-    d_dense_bias: Tensor,
-    d_h_last: Tensor,
-}
 
 impl TrainForward {
     /// The gradient of `loss` with respect to each parameter. Returned
@@ -92,11 +85,6 @@ impl TrainForward {
                 })
                 .expect("the head's inputs are the model's own tensors")
         });
-        let head = HeadGradients {
-            d_dense_kernel: head.d_dense_kernel,
-            d_dense_bias: head.d_dense_bias,
-            d_h_last: head.d_h_last,
-        };
         through_kernel(model, pass, head)
     }
 }
