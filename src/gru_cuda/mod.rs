@@ -69,9 +69,7 @@ use tch::{Device, Kind, Tensor};
 
 pub use driver::Gpu;
 use driver::{Geometry, Kernel};
-pub use step::{
-    AdamConstants, AdamTensors, BinaryHead, HeadGradients, StepKernels, ADAM_MAX_PARAMETERS,
-};
+pub use step::{AdamConstants, AdamTensors, BinaryHead, HeadGradients, StepKernels};
 
 const GRU_SOURCE: &str = include_str!("gru.cu");
 

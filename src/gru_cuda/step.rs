@@ -12,7 +12,7 @@ use super::{check_tensor, launch, load_program, tensor_arg, Arg};
 pub(super) const SOURCE: &str = include_str!("step.cu");
 
 /// The most parameters one Adam launch updates (`MAX_PARAMETERS`).
-pub const ADAM_MAX_PARAMETERS: usize = 8;
+const ADAM_MAX_PARAMETERS: usize = 8;
 /// The largest batch the binary head takes (`HEAD_MAX_BATCH`).
 const HEAD_MAX_BATCH: i64 = 4096;
 const HEAD_THREADS: u32 = 256;

@@ -25,12 +25,6 @@ pub(super) struct CudaTape {
 }
 
 impl GruLayer {
-    /// The kernel `[D, 3H]` as one `[D, H]` block per gate: `[3, D, H]`.
-    fn kernel_per_gate(&self) -> Tensor {
-        let d = self.kernel.size()[0];
-        self.kernel.view([d, 3, self.units]).permute([1, 0, 2])
-    }
-
     fn cuda_weights(&self) -> Weights<'_> {
         Weights {
             recurrent_kernel: &self.recurrent_kernel,
@@ -82,7 +76,7 @@ impl CudaKernel {
             let masked_inputs = masked_inputs.reshape([-1, b * t, d]);
             // [gates_in, BT, D] x [3, D, H] -> [3, BT, H] = [3, B, T, H].
             let projected = masked_inputs
-                .matmul(&gru.kernel_per_gate())
+                .matmul(&gru.per_gate(&gru.kernel))
                 .view([3, b, t, gru.units]);
             let recurrent_masks = masks.recurrent.as_ref().map(Tensor::contiguous);
             let (h_last, tape) = self.kernels.forward_train(
@@ -141,7 +135,7 @@ impl CudaKernel {
             );
             // Each gate's [BT, H] x [H, D], under its input mask, summed.
             let per_gate = d_input
-                .matmul(&gru.kernel_per_gate().transpose(1, 2))
+                .matmul(&gru.per_gate(&gru.kernel).transpose(1, 2))
                 .view([3, b, t, d]);
             let per_gate = match &pass.input_masks {
                 None => per_gate,

@@ -68,6 +68,13 @@ impl GruLayer {
         }
     }
 
+    /// A `[rows, 3H]` weight as one `[rows, H]` block per gate: `[3, rows,
+    /// H]` (a view).
+    pub(super) fn per_gate(&self, weight: &Tensor) -> Tensor {
+        let rows = weight.size()[0];
+        weight.view([rows, 3, self.units]).permute([1, 0, 2])
+    }
+
     /// Draws this batch's masks as Keras does: with recurrent dropout, three
     /// independent input masks and three recurrent masks; without it, one
     /// input mask shared by all gates.

@@ -21,8 +21,8 @@ impl GruLayer {
     pub fn forward_op_by_op(&self, x: &Tensor, masks: &GruMasks) -> Tensor {
         let (b, t, d) = x.size3().expect("GRU input must be [B, T, D]");
         let u = self.units;
-        let kernel = self.kernel.view([d, 3, u]).permute([1, 0, 2]); // [3, D, H]
-        let recurrent_kernel = self.recurrent_kernel.view([u, 3, u]).permute([1, 0, 2]); // [3, H, H]
+        let kernel = self.per_gate(&self.kernel); // [3, D, H]
+        let recurrent_kernel = self.per_gate(&self.recurrent_kernel); // [3, H, H]
         let input_bias = self.bias.get(0).view([3, 1, u]);
         let recurrent_bias = self.bias.get(1).view([3, 1, u]);
         // Input projections of all steps at once, per gate: [3, B, T, H].
