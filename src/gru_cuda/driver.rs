@@ -5,10 +5,10 @@
 //! no stream API), so they are ordered with libtorch's own work on the
 //! device and their pointers are libtorch's allocations.
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
-use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 
+use super::loaded::LoadedOnce;
 use crate::cuda::DRIVER;
 use crate::dynlib::Library;
 
@@ -69,10 +69,8 @@ fn load_api() -> Result<Api> {
 }
 
 fn api() -> Result<&'static Api> {
-    static API: OnceLock<std::result::Result<Api, String>> = OnceLock::new();
-    API.get_or_init(|| load_api().map_err(|e| format!("{e:#}")))
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    static API: LoadedOnce<(), Api> = LoadedOnce::new();
+    API.get((), load_api)
 }
 
 fn check(api: &Api, result: CuResult, call: &str) -> Result<()> {

@@ -57,18 +57,18 @@
 //! libtorch's sort-based backward (its path above 3,072 positions: a batch
 //! of 32 reviews of 100 steps has 3,200), about ten.
 mod driver;
+mod loaded;
 mod nvrtc;
 mod step;
 
-use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, ensure, Result};
 use tch::{Device, Kind, Tensor};
 
 pub use driver::Gpu;
 use driver::{Geometry, Kernel};
+use loaded::LoadedOnce;
 pub use step::{AdamConstants, AdamTensors, BinaryHead, HeadGradients, StepKernels};
 
 const GRU_SOURCE: &str = include_str!("gru.cu");
@@ -194,15 +194,8 @@ impl GruKernels {
     /// read from the cache) and loaded once per process; a failure is
     /// remembered too.
     pub fn get(ordinal: usize, units: usize) -> Result<&'static GruKernels> {
-        type Loaded = HashMap<(usize, usize), std::result::Result<&'static GruKernels, String>>;
-        static LOADED: OnceLock<Mutex<Loaded>> = OnceLock::new();
-        let mut loaded = LOADED.get_or_init(Default::default).lock().unwrap();
-        let kernels = loaded.entry((ordinal, units)).or_insert_with(|| {
-            GruKernels::load(ordinal, units)
-                .map(|k| &*Box::leak(Box::new(k)))
-                .map_err(|e| format!("{e:#}"))
-        });
-        kernels.clone().map_err(|e| anyhow::anyhow!("{e}"))
+        static LOADED: LoadedOnce<(usize, usize), GruKernels> = LoadedOnce::new();
+        LOADED.get((ordinal, units), || GruKernels::load(ordinal, units))
     }
 
     /// These kernels with `rows` batch rows per block whatever the batch.

@@ -8,11 +8,11 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::loaded::LoadedOnce;
 use crate::atomic::write_atomically;
 use crate::dynlib::{loaded_folder, Library};
 
@@ -88,10 +88,8 @@ fn load_api() -> Result<Api> {
 }
 
 fn api() -> Result<&'static Api> {
-    static API: OnceLock<std::result::Result<Api, String>> = OnceLock::new();
-    API.get_or_init(|| load_api().map_err(|e| format!("{e:#}")))
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    static API: LoadedOnce<(), Api> = LoadedOnce::new();
+    API.get((), load_api)
 }
 
 fn check(api: &Api, result: NvrtcResult, call: &str) -> Result<()> {

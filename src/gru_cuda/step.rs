@@ -1,12 +1,12 @@
 //! The kernels of `step.cu` for one GPU: Adam, the binary head and the
 //! embedding gradient, each one launch.
 use std::ffi::c_void;
-use std::sync::Mutex;
 
 use anyhow::{ensure, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::driver::{Geometry, Gpu, Kernel};
+use super::loaded::LoadedOnce;
 use super::{check_tensor, launch, load_program, tensor_arg, Arg};
 
 pub(super) const SOURCE: &str = include_str!("step.cu");
@@ -117,17 +117,8 @@ impl StepKernels {
     /// The step kernels of GPU `ordinal`, loaded once per process; a
     /// failure is remembered too.
     pub fn get(ordinal: usize) -> Result<&'static StepKernels> {
-        type Loaded = Vec<(usize, std::result::Result<&'static StepKernels, String>)>;
-        static LOADED: Mutex<Loaded> = Mutex::new(Vec::new());
-        let mut loaded = LOADED.lock().unwrap();
-        if let Some((_, kernels)) = loaded.iter().find(|(o, _)| *o == ordinal) {
-            return kernels.clone().map_err(|e| anyhow::anyhow!("{e}"));
-        }
-        let kernels = StepKernels::load(ordinal)
-            .map(|k| &*Box::leak(Box::new(k)))
-            .map_err(|e| format!("{e:#}"));
-        loaded.push((ordinal, kernels.clone()));
-        kernels.map_err(|e| anyhow::anyhow!("{e}"))
+        static LOADED: LoadedOnce<usize, StepKernels> = LoadedOnce::new();
+        LOADED.get(ordinal, || StepKernels::load(ordinal))
     }
 
     fn device(&self) -> Device {
