@@ -212,28 +212,6 @@ impl Placement {
         })
     }
 
-    /// On the CPU with our kernel: for the commands that infer on the CPU.
-    pub fn cpu(threads: usize) -> Placement {
-        Placement {
-            device: Device::Cpu,
-            gru: GruPlan::only(GruImpl::CpuKernel),
-            threads,
-        }
-    }
-
-    /// This placement for a saved model whose layer has `units`, in
-    /// evaluation: on a GPU the GRU is chosen again for the layer's size,
-    /// which the CUDA kernel has a budget for.
-    pub fn for_saved_model(&self, units: usize) -> Result<Placement> {
-        match self.device {
-            Device::Cpu => Ok(*self),
-            device => Ok(Placement {
-                gru: GruPlan::choose(GruChoice::Auto, device, 0.0, units)?,
-                ..*self
-            }),
-        }
-    }
-
     /// Gives the CPU threads to whoever does the heavy work. With the CPU
     /// kernel that is the kernel (and the fused Adam) on their own threads,
     /// and libtorch is kept to one: its OpenMP workers spin for a while
@@ -256,6 +234,43 @@ impl Placement {
             Device::Cuda(n) => format!("cuda:{n}"),
             other => format!("{other:?}"),
         }
+    }
+}
+
+/// Where a saved model runs (predict, evaluate, report): the device and the
+/// CPU threads. Its GRU is chosen only once the model's size is known
+/// ([`InferenceDevice::placement`]): the CUDA kernel is compiled for, and
+/// has a budget of, units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InferenceDevice {
+    pub device: Device,
+    pub threads: usize,
+}
+
+impl InferenceDevice {
+    /// `--device` resolved (loading CUDA if it may be used).
+    pub fn resolve(device: DeviceChoice, threads: usize) -> Result<InferenceDevice> {
+        Ok(InferenceDevice {
+            device: device.resolve()?,
+            threads,
+        })
+    }
+
+    /// The CPU: for the commands that infer there.
+    pub fn cpu(threads: usize) -> InferenceDevice {
+        InferenceDevice {
+            device: Device::Cpu,
+            threads,
+        }
+    }
+
+    /// The placement of a saved layer of `units`, in evaluation (no dropout).
+    pub fn placement(&self, units: usize) -> Result<Placement> {
+        Ok(Placement {
+            device: self.device,
+            gru: GruPlan::choose(GruChoice::Auto, self.device, 0.0, units)?,
+            threads: self.threads,
+        })
     }
 }
 

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::{self, Vocabulary};
-use crate::device::Placement;
+use crate::device::InferenceDevice;
 use crate::model::SentimentModel;
 use crate::run_folder::{RunConfig, RunFolder, WeightsChoice, LABELS_FILE};
 
@@ -20,12 +20,11 @@ pub struct TrainedModel {
 }
 
 impl TrainedModel {
-    /// The model of `folder` with the `which` weights, placed as
-    /// `placement` says.
+    /// The model of `folder` with the `which` weights, on `device`.
     pub fn load(
         folder: &RunFolder,
         which: WeightsChoice,
-        placement: &Placement,
+        device: &InferenceDevice,
     ) -> Result<TrainedModel> {
         let config = folder.load_config()?;
         let vocab = folder.load_vocabulary()?;
@@ -40,7 +39,7 @@ impl TrainedModel {
                 config.model.classes
             );
         }
-        let placement = placement.for_saved_model(config.model.units)?;
+        let placement = device.placement(config.model.units)?;
         let mut vs = nn::VarStore::new(placement.device);
         let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
         let weights = folder.load_weights(&mut vs, which)?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::texts::{TextFiles, MAX_CLASSES};
 use crate::data::DataConfig;
-use crate::device::Placement;
+use crate::device::{InferenceDevice, Placement};
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 use crate::results::OutputFormat;
@@ -304,7 +304,7 @@ pub struct PredictSettings {
     pub run_dir: PathBuf,
     pub texts: Vec<String>,
     pub weights: WeightsChoice,
-    pub placement: Placement,
+    pub device: InferenceDevice,
     /// Tab-separated lines, or JSON Lines (`--json`).
     pub format: OutputFormat,
 }
@@ -327,7 +327,7 @@ pub struct EvaluateSettings {
     /// Timed passes per batch size, after one warm-up pass.
     pub repeats: usize,
     pub weights: WeightsChoice,
-    pub placement: Placement,
+    pub device: InferenceDevice,
     /// Also write the figures as JSON here.
     pub json: Option<PathBuf>,
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::run_cli;
 use common::runs::read_history;
-use gru_imdb::device::{GruImpl, GruPlan, Placement};
+use gru_imdb::device::{GruImpl, GruPlan, InferenceDevice};
 use gru_imdb::inference::TrainedModel;
 use gru_imdb::model::SentimentModel;
 use gru_imdb::run_folder::{RunFolder, WeightsChoice};
@@ -95,8 +95,12 @@ fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
 /// The last weights of the run in `run`, on the CPU.
 fn trained(run: &Path) -> TrainedModel {
     let _rng = lock_rng();
-    let placement = Placement::cpu(1);
-    TrainedModel::load(&RunFolder::open(run), WeightsChoice::Last, &placement).unwrap()
+    TrainedModel::load(
+        &RunFolder::open(run),
+        WeightsChoice::Last,
+        &InferenceDevice::cpu(1),
+    )
+    .unwrap()
 }
 
 #[test]

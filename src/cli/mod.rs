@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::data::texts::{self, Column, EmptyTexts, Header, TableOptions, TextFiles};
 use crate::data::{DataConfig, CANONICAL_URL};
-use crate::device::{available_threads, DeviceChoice, GruChoice, Placement};
+use crate::device::{available_threads, DeviceChoice, GruChoice, InferenceDevice, Placement};
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 use crate::results::OutputFormat;
@@ -536,7 +536,7 @@ impl TryFrom<&PredictFlags> for PredictSettings {
             run_dir: flags.run_dir.clone(),
             texts: flags.texts()?,
             weights: flags.weights.weights,
-            placement: Placement::cpu(threads),
+            device: InferenceDevice::cpu(threads),
             format: OutputFormat::json_if(flags.json),
         })
     }
@@ -561,15 +561,8 @@ impl TryFrom<&EvaluateFlags> for EvaluateSettings {
             batch_sizes: flags.batch_size.clone(),
             repeats: flags.repeats,
             weights: flags.weights.weights,
-            // Evaluation has no dropout, so the recurrent rate plays no part;
-            // the GRU is chosen again for the saved layer's size on loading.
-            placement: Placement::resolve(
-                flags.device.device,
-                GruChoice::Auto,
-                0.0,
-                defaults::UNITS,
-                threads,
-            )?,
+            // The GRU is chosen for the saved layer's size on loading.
+            device: InferenceDevice::resolve(flags.device.device, threads)?,
             json: flags.json.clone(),
         })
     }

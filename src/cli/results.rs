@@ -10,7 +10,7 @@ use crate::commands::compare::CompareSettings;
 use crate::commands::plot::PlotSettings;
 use crate::commands::report::ReportSettings;
 use crate::commands::summary::SummarySettings;
-use crate::device::Placement;
+use crate::device::InferenceDevice;
 use crate::results::OutputFormat;
 use crate::settings::{check_sha256, EvaluateData};
 
@@ -114,7 +114,7 @@ impl TryFrom<&ReportFlags> for ReportSettings {
             },
             weights: flags.weights.weights,
             // The report predicts on the CPU, as predict does.
-            placement: Placement::cpu(threads),
+            device: InferenceDevice::cpu(threads),
         })
     }
 }

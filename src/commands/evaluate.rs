@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::atomic::{write_json, JsonLayout};
 use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, DataConfig};
-use crate::device::Placement;
+use crate::device::InferenceDevice;
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::inference::TrainedModel;
 use crate::run_folder::{RunConfig, RunFolder, WeightsChoice};
@@ -55,10 +55,10 @@ pub(crate) struct RunUnderTest {
 pub(crate) fn open_run_under_test(
     run_dir: &Path,
     weights: WeightsChoice,
-    placement: &Placement,
+    device: &InferenceDevice,
     data: &EvaluateData,
 ) -> Result<RunUnderTest> {
-    let trained = TrainedModel::load(&RunFolder::open(run_dir), weights, placement)?;
+    let trained = TrainedModel::load(&RunFolder::open(run_dir), weights, device)?;
     let data = data_of_run(data, &trained.config);
     Ok(RunUnderTest { trained, data })
 }
@@ -67,7 +67,7 @@ pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
     let RunUnderTest { trained, data } = open_run_under_test(
         &settings.run_dir,
         settings.weights,
-        &settings.placement,
+        &settings.device,
         &settings.data,
     )?;
     let test = match &trained.config.texts {
@@ -83,7 +83,7 @@ pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
         "{} trained on --train-file without --test-file: there is no test set to evaluate on",
         settings.run_dir.display()
     );
-    let test = SplitTensors::new(&test, settings.placement.device);
+    let test = SplitTensors::new(&test, settings.device.device);
     let mut figures = Vec::new();
     for &batch_size in &settings.batch_sizes {
         let throughput = measure(&trained, &test, batch_size, settings.repeats);

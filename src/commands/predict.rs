@@ -29,7 +29,7 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
     let trained = TrainedModel::load(
         &RunFolder::open(&settings.run_dir),
         settings.weights,
-        &settings.placement,
+        &settings.device,
     )?;
     let threshold = Threshold::default();
     for (text, probabilities) in texts.iter().zip(trained.predict(texts)) {

@@ -7,7 +7,7 @@ use anyhow::{ensure, Context, Result};
 use super::evaluate::{open_run_under_test, RunUnderTest};
 use crate::atomic::write_atomically;
 use crate::data::read_texts;
-use crate::device::Placement;
+use crate::device::InferenceDevice;
 use crate::results::check_output_folder;
 use crate::results::metrics::Threshold;
 use crate::results::report::{render_report, DataSummary, ReportInput};
@@ -27,7 +27,7 @@ pub struct ReportSettings {
     pub output: Option<PathBuf>,
     pub data: EvaluateData,
     pub weights: WeightsChoice,
-    pub placement: Placement,
+    pub device: InferenceDevice,
 }
 
 pub fn report_command(settings: &ReportSettings) -> Result<()> {
@@ -40,7 +40,7 @@ pub fn report_command(settings: &ReportSettings) -> Result<()> {
     let RunUnderTest { trained, data } = open_run_under_test(
         &settings.run_dir,
         settings.weights,
-        &settings.placement,
+        &settings.device,
         &settings.data,
     )?;
     // The report's metrics are binary ones, on IMDB's test reviews.
