@@ -114,6 +114,8 @@ struct Tokeniser<K> {
     /// How often each table entry occurs in training texts.
     training_counts: Vec<u64>,
     texts: Vec<Tokenised<K>>,
+    /// The tokens of the text being added, reused from text to text.
+    tokens: Vec<u32>,
 }
 
 impl<K> Tokeniser<K> {
@@ -122,6 +124,7 @@ impl<K> Tokeniser<K> {
             table: HashMap::new(),
             training_counts: Vec::new(),
             texts: Vec::new(),
+            tokens: Vec::new(),
         }
     }
 
@@ -129,7 +132,8 @@ impl<K> Tokeniser<K> {
         // Step 1 of the contract: invalid UTF-8 becomes U+FFFD, not an error.
         let text = String::from_utf8_lossy(&raw.text);
         let train = raw.train;
-        let mut tokens = Vec::with_capacity(text.len() / 4);
+        let tokens = &mut self.tokens;
+        tokens.clear();
         for_each_token(&text, |t| {
             let local = match self.table.get(t) {
                 Some(&local) => local,
