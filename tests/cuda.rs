@@ -93,6 +93,7 @@ fn training_step(
     let loss = mean_loss(&forward.logits, &labels.to_device(device));
     let logits = forward.logits.detach();
     let grads = forward.backward(model, &loss);
+    let grads = grads.to_dense(&model.parameters());
     std::iter::once(logits)
         .chain(grads.iter().map(Tensor::shallow_clone))
         .map(|t| t.to_device(Device::Cpu))
@@ -215,6 +216,7 @@ fn the_fused_binary_head_gives_autograds_gradients_and_totals() {
         reference_totals.add(&forward.logits, &labels, &loss);
         let reference: Vec<Tensor> = forward
             .backward(&cuda, &loss)
+            .to_dense(&cuda.parameters())
             .iter()
             .map(Tensor::copy)
             .collect();
@@ -223,6 +225,7 @@ fn the_fused_binary_head_gives_autograds_gradients_and_totals() {
         assert!(forward.fuses_head());
         let fused: Vec<Tensor> = forward
             .backward_with_fused_head(&cuda, &labels, &mut totals)
+            .to_dense(&cuda.parameters())
             .iter()
             .map(Tensor::copy)
             .collect();

@@ -210,7 +210,9 @@ fn training_step(model: &SentimentModel, ids: &Tensor, mask_seed: i64) -> Vec<Te
     let logits = forward.logits.detach();
     // One gradient per parameter, matched by name.
     let grads = forward.backward(model, &loss);
-    for (grad, param) in grads.iter().zip(model.parameters().iter()) {
+    let params = model.parameters();
+    let grads = grads.to_dense(&params);
+    for (grad, param) in grads.iter().zip(params.iter()) {
         assert_eq!(grad.size(), param.size());
     }
     std::iter::once(logits)

@@ -9,7 +9,7 @@ typedef unsigned long long size_type;
 // ---------------------------------------------------------------- Adam --
 // Block row y updates parameter y. The _rn intrinsics forbid contracting a
 // multiply and an add into one FMA, so each element gets the CPU update's
-// exact f32 operations (optim.rs).
+// exact f32 operations (optim/dense.rs).
 
 #define MAX_PARAMETERS 8
 

@@ -50,7 +50,7 @@ pub struct AdamTensors<'a> {
     pub gradient: &'a Tensor,
 }
 
-/// One Adam update's constants (see `optim.rs`).
+/// One Adam update's constants (see `optim/mod.rs`).
 #[derive(Clone, Copy)]
 pub struct AdamConstants {
     pub alpha: f32,

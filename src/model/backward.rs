@@ -5,6 +5,7 @@
 use tch::Tensor;
 
 use super::embedding_gradient::EmbeddingGradient;
+use super::gradient::{Gradient, PositionGradients};
 use super::{KernelPass, Parameters, SentimentModel, Tape, TrainForward};
 use crate::evaluation::Totals;
 use crate::gru_cuda::{BinaryHead, HeadGradients, StepKernels};
@@ -13,9 +14,8 @@ use crate::profile::{self, Phase};
 impl TrainForward {
     /// The gradient of `loss` with respect to each parameter. Returned
     /// rather than accumulated into `.grad`. On the CPU kernel's path the
-    /// embedding gradient is a buffer the model reuses: it holds this
-    /// step's gradient until the next backward.
-    pub fn backward(self, model: &SentimentModel, loss: &Tensor) -> Parameters<Tensor> {
+    /// embedding's is left by position ([`Gradient::ByPosition`]).
+    pub fn backward(self, model: &SentimentModel, loss: &Tensor) -> Parameters<Gradient> {
         let Some(pass) = self.kernel_pass else {
             // Autograd through the whole model, the GRU's steps included.
             let params = model.parameters();
@@ -23,7 +23,7 @@ impl TrainForward {
             let grads = profile::time(Phase::GruBackward, || {
                 Tensor::run_backward(&[loss], &inputs, false, false)
             });
-            return Parameters::from_ordered(grads);
+            return Parameters::from_ordered(grads.into_iter().map(Gradient::Dense));
         };
         let [d_dense_kernel, d_dense_bias, d_h_last]: [Tensor; 3] =
             profile::time(Phase::DenseAndLoss, || {
@@ -66,7 +66,7 @@ impl TrainForward {
         model: &SentimentModel,
         labels: &Tensor,
         totals: &mut Totals,
-    ) -> Parameters<Tensor> {
+    ) -> Parameters<Gradient> {
         let pass = self.kernel_pass.expect("fuses_head was checked");
         let kernels = model.step_kernels();
         let head = profile::time(Phase::DenseAndLoss, || {
@@ -90,12 +90,14 @@ impl TrainForward {
 }
 
 /// The kernel's backward through time from the last state's gradient, and
-/// the embedding gradient from the inputs' gradient.
+/// the embedding gradient from the inputs' gradient: summed into rows on a
+/// GPU, left by position for the optimiser on the CPU.
 fn through_kernel(
     model: &SentimentModel,
     pass: KernelPass,
     head: HeadGradients,
-) -> Parameters<Tensor> {
+) -> Parameters<Gradient> {
+    let on_cpu = matches!(pass.tape, Tape::Cpu(_));
     let grads = profile::time(Phase::GruBackward, || match pass.tape {
         Tape::Cpu(tape) => model.cpu_kernel.backward(&model.gru, *tape, &head.d_h_last),
         Tape::Cuda(tape) => model
@@ -103,19 +105,26 @@ fn through_kernel(
             .backward(&model.gru, tape, &head.d_h_last)
             .expect("the CUDA kernel's inputs are the model's own tensors"),
     });
-    let d_embeddings = profile::time(Phase::EmbeddingGradient, || {
-        model
-            .embedding_gradient
-            .borrow_mut()
-            .get_or_insert_with(|| EmbeddingGradient::new(&model.embeddings))
-            .compute(&pass.ids, &grads.d_inputs)
-    });
+    let embeddings = if on_cpu {
+        Gradient::ByPosition(PositionGradients {
+            ids: pass.ids,
+            d_inputs: grads.d_inputs,
+        })
+    } else {
+        Gradient::Dense(profile::time(Phase::EmbeddingGradient, || {
+            model
+                .embedding_gradient
+                .borrow_mut()
+                .get_or_insert_with(|| EmbeddingGradient::new(&model.embeddings))
+                .compute(&pass.ids, &grads.d_inputs)
+        }))
+    };
     Parameters {
-        embeddings: d_embeddings,
-        gru_kernel: grads.d_kernel,
-        gru_recurrent_kernel: grads.d_recurrent_kernel,
-        gru_bias: grads.d_bias,
-        dense_kernel: head.d_dense_kernel,
-        dense_bias: head.d_dense_bias,
+        embeddings,
+        gru_kernel: Gradient::Dense(grads.d_kernel),
+        gru_recurrent_kernel: Gradient::Dense(grads.d_recurrent_kernel),
+        gru_bias: Gradient::Dense(grads.d_bias),
+        dense_kernel: Gradient::Dense(head.d_dense_kernel),
+        dense_bias: Gradient::Dense(head.d_dense_bias),
     }
 }

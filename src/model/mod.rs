@@ -9,12 +9,14 @@
 //! `cpu_kernel.rs`, `cuda_kernel.rs`); the [`GruPlan`] of the model's
 //! placement says which runs in training and which in evaluation. Our
 //! kernels are opaque to autograd: `backward.rs` takes the gradient through
-//! them, and `embedding_gradient.rs` on to the embedding rows.
+//! them, and `embedding_gradient.rs` on to the embedding rows (on a GPU;
+//! on the CPU the optimiser sums the rows, `gradient.rs`).
 mod backward;
 mod cpu_kernel;
 mod cuda_kernel;
 mod embedding_gradient;
 mod fused;
+mod gradient;
 mod gru;
 mod inference;
 mod op_by_op;
@@ -33,6 +35,7 @@ use crate::settings::ModelConfig;
 use cpu_kernel::{CpuKernel, KernelTape};
 use cuda_kernel::{CudaKernel, CudaTape};
 use embedding_gradient::EmbeddingGradient;
+pub use gradient::{Gradient, PositionGradients};
 pub use gru::{GruLayer, GruMasks};
 pub use inference::Inference;
 pub use params::Parameters;
@@ -53,7 +56,7 @@ pub struct SentimentModel {
     cpu_kernel: CpuKernel,
     /// Our CUDA kernels, when the plan runs them.
     cuda_kernel: Option<CudaKernel>,
-    /// The embedding gradient of the CPU kernel's path, kept between steps.
+    /// The embedding gradient of the CUDA kernel's path, kept between steps.
     embedding_gradient: RefCell<Option<EmbeddingGradient>>,
 }
 

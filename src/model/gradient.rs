@@ -1,0 +1,59 @@
+//! A parameter's gradient as a training step hands it to the optimiser.
+use tch::{Kind, Tensor};
+
+use super::Parameters;
+
+/// The gradient of one parameter.
+pub enum Gradient {
+    /// The whole gradient, in the parameter's shape.
+    Dense(Tensor),
+    /// An embedding's gradient left unsummed, as the CPU kernel's path
+    /// gives it: the optimiser sums each row's positions itself, row by
+    /// row in cache, and touches no other row (see `optim::lagging_rows`).
+    ByPosition(PositionGradients),
+}
+
+/// The gradient of `embeddings [N, D]` as the lookup of a batch saw it.
+pub struct PositionGradients {
+    /// `[B, T]` int64: the row each position looked up.
+    pub ids: Tensor,
+    /// `[B, T, D]`: the loss's gradient at each looked-up vector.
+    pub d_inputs: Tensor,
+}
+
+impl Gradient {
+    /// The whole gradient of a parameter of `rows` rows, each position's
+    /// gradient added into its row (as libtorch's lookup backward sums
+    /// them): for comparing paths.
+    pub fn to_dense(&self, rows: i64) -> Tensor {
+        match self {
+            Gradient::Dense(gradient) => gradient.shallow_clone(),
+            Gradient::ByPosition(PositionGradients { ids, d_inputs }) => {
+                let d = d_inputs.size()[2];
+                let ids = ids.to_kind(Kind::Int64).reshape([-1]);
+                d_inputs
+                    .new_zeros([rows, d], (Kind::Float, d_inputs.device()))
+                    .index_add(0, &ids, &d_inputs.reshape([-1, d]))
+            }
+        }
+    }
+
+    /// The dense gradient, if this is one.
+    pub fn as_dense(&self) -> Option<&Tensor> {
+        match self {
+            Gradient::Dense(gradient) => Some(gradient),
+            Gradient::ByPosition(_) => None,
+        }
+    }
+}
+
+impl Parameters<Gradient> {
+    /// Every gradient whole, in the shape of its parameter in `params`.
+    pub fn to_dense(&self, params: &Parameters<Tensor>) -> Parameters<Tensor> {
+        let mut params = params.iter();
+        self.map(|gradient| {
+            let param = params.next().expect("one parameter per gradient");
+            gradient.to_dense(param.size()[0])
+        })
+    }
+}

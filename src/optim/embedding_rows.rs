@@ -1,0 +1,224 @@
+//! Keras's Adam on a CPU embedding whose gradient comes by position
+//! ([`crate::model::Gradient::ByPosition`]): the gradient is never
+//! materialised as an `[N, D]` tensor.
+//!
+//! Keras updates every row at every step; a row that no review of the batch
+//! looked up has a zero gradient, yet its moments decay and it moves. So
+//! this is still one pass over the whole table, cut into one contiguous
+//! share of rows per thread, but it reads no gradient tensor: a run of rows
+//! outside the batch takes the update with the constant 0, and a row of the
+//! batch first sums its positions' gradients in batch order into one row
+//! buffer (the order of libtorch's lookup backward and of the buffer this
+//! replaced). The bits are those of the dense update of the summed
+//! gradient.
+//!
+//! Measured on the 2-core EPYC (Zen 5, AVX-512), one sitting, a 1-epoch
+//! run on the real reviews: the summing into a dense buffer (one thread,
+//! 0.13 s an epoch) and the dense pass that read it (0.32-0.36 s) became
+//! this pass, 0.25-0.26 s; `cargo bench --bench adam` 0.25-0.34 ms a step
+//! against 0.39-0.44 ms for the dense pass alone. Deferring the zero-gradient
+//! rows' steps until a row is looked up again was tried and was slower
+//! (0.30-0.40 s an epoch): the pass is bound by the square root and the
+//! division of every element at every step (about 14 cycles per 16 floats
+//! here), which deferring keeps, and it loses the streaming order.
+use crate::gru_cuda::AdamConstants;
+use crate::pool::run_parallel;
+
+use super::dense::update_element;
+
+/// The embedding's parameter and moments, `[N, D]` each, row-major.
+pub(super) struct Table<'a> {
+    pub p: &'a mut [f32],
+    pub m: &'a mut [f32],
+    pub v: &'a mut [f32],
+    /// Floats per row.
+    pub d: usize,
+}
+
+/// A step's embedding gradient by position: `ids [B·T]` and `d_inputs
+/// [B·T, D]`.
+pub(super) struct ByPosition<'a> {
+    pub ids: &'a [i64],
+    pub d_inputs: &'a [f32],
+}
+
+/// Adam's update of the whole table with the gradient `gradient`, on
+/// `threads` threads; `groups` is scratch kept between steps.
+pub(super) fn update_table(
+    table: Table,
+    gradient: ByPosition,
+    groups: &mut RowGroups,
+    c: AdamConstants,
+    threads: usize,
+) {
+    let d = table.d;
+    let rows = table.p.len() / d;
+    assert_eq!(
+        gradient.d_inputs.len(),
+        gradient.ids.len() * d,
+        "Adam: an embedding gradient needs one row of {d} per position"
+    );
+    groups.group(gradient.ids, rows);
+    let threads = threads.clamp(1, rows.max(1));
+    let mut shares = Vec::with_capacity(threads);
+    let mut rest = table;
+    let mut first = 0;
+    for k in 0..threads {
+        let end = rows * (k + 1) / threads;
+        let (share, tail) = rest.split_at_row(end - first);
+        let batch = groups.between(first, end);
+        shares.push((first, share, batch));
+        (rest, first) = (tail, end);
+    }
+    run_parallel(shares, |(first, share, batch)| {
+        update_share(share, first, batch, gradient.d_inputs, c)
+    });
+}
+
+impl<'a> Table<'a> {
+    /// The first `rows` rows, and the others.
+    fn split_at_row(self, rows: usize) -> (Table<'a>, Table<'a>) {
+        let at = rows * self.d;
+        let (p, p_rest) = self.p.split_at_mut(at);
+        let (m, m_rest) = self.m.split_at_mut(at);
+        let (v, v_rest) = self.v.split_at_mut(at);
+        let d = self.d;
+        (
+            Table { p, m, v, d },
+            Table {
+                p: p_rest,
+                m: m_rest,
+                v: v_rest,
+                d,
+            },
+        )
+    }
+}
+
+/// The batch's rows in a share: `(row, positions)`, rows ascending.
+type BatchRows<'a> = Vec<(usize, &'a [u32])>;
+
+fn update_share(share: Table, first: usize, batch: BatchRows, d_inputs: &[f32], c: AdamConstants) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { update_share_avx512(share, first, batch, d_inputs, c) };
+    }
+    update_share_portable(share, first, batch, d_inputs, c)
+}
+
+/// The same loop compiled for AVX-512 (as `dense::update_slice_avx512`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn update_share_avx512(
+    share: Table,
+    first: usize,
+    batch: BatchRows,
+    d_inputs: &[f32],
+    c: AdamConstants,
+) {
+    update_share_portable(share, first, batch, d_inputs, c)
+}
+
+/// The rows of `share` (the first is row `first` of the table): runs
+/// outside the batch with a zero gradient, the batch's rows with their
+/// positions' sum.
+#[inline(always)]
+fn update_share_portable(
+    share: Table,
+    first: usize,
+    batch: BatchRows,
+    d_inputs: &[f32],
+    c: AdamConstants,
+) {
+    let Table { p, m, v, d } = share;
+    let zero_gradient = |from: usize, to: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        let range = from * d..to * d;
+        let (p, m, v) = (&mut p[range.clone()], &mut m[range.clone()], &mut v[range]);
+        for ((p, m), v) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
+            update_element(p, m, v, 0.0, c);
+        }
+    };
+    let mut gradient = vec![0.0f32; d];
+    let mut next = 0;
+    for (row, positions) in batch {
+        let row = row - first;
+        zero_gradient(next, row, p, m, v);
+        gradient.fill(0.0);
+        for &position in positions {
+            let g = &d_inputs[position as usize * d..][..d];
+            for (sum, g) in gradient.iter_mut().zip(g) {
+                *sum += g;
+            }
+        }
+        let range = row * d..(row + 1) * d;
+        let (p, m, v) = (&mut p[range.clone()], &mut m[range.clone()], &mut v[range]);
+        for (((p, m), v), &g) in p
+            .iter_mut()
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+            .zip(&gradient)
+        {
+            update_element(p, m, v, g, c);
+        }
+        next = row + 1;
+    }
+    zero_gradient(next, p.len() / d, p, m, v);
+}
+
+/// A batch's positions grouped by the row they look up: the distinct rows
+/// ascending, and each one's positions in batch order.
+#[derive(Default)]
+pub(super) struct RowGroups {
+    rows: Vec<u32>,
+    /// `rows[k]`'s positions are `positions[starts[k]..starts[k + 1]]`.
+    starts: Vec<u32>,
+    positions: Vec<u32>,
+    /// Per table row: its count, then where its next position goes; 0
+    /// for rows outside the batch between calls.
+    slot: Vec<u32>,
+}
+
+impl RowGroups {
+    /// Groups `ids`, each below `rows` (panics otherwise: the lookup of
+    /// the same ids already read those rows).
+    fn group(&mut self, ids: &[i64], rows: usize) {
+        self.slot.resize(rows, 0);
+        for &r in &self.rows {
+            self.slot[r as usize] = 0;
+        }
+        for &id in ids {
+            self.slot[id as usize] += 1;
+        }
+        self.rows.clear();
+        self.starts.clear();
+        let mut start = 0;
+        for (r, count) in self.slot.iter_mut().enumerate() {
+            if *count > 0 {
+                self.rows.push(r as u32);
+                self.starts.push(start);
+                start += std::mem::replace(count, start);
+            }
+        }
+        self.starts.push(start);
+        self.positions.resize(ids.len(), 0);
+        for (position, &id) in ids.iter().enumerate() {
+            let next = &mut self.slot[id as usize];
+            self.positions[*next as usize] = position as u32;
+            *next += 1;
+        }
+    }
+
+    /// The grouped rows in `first..end`, with their positions.
+    fn between(&self, first: usize, end: usize) -> BatchRows<'_> {
+        let from = self.rows.partition_point(|&r| (r as usize) < first);
+        let to = self.rows.partition_point(|&r| (r as usize) < end);
+        (from..to)
+            .map(|k| {
+                let positions =
+                    &self.positions[self.starts[k] as usize..self.starts[k + 1] as usize];
+                (self.rows[k] as usize, positions)
+            })
+            .collect()
+    }
+}

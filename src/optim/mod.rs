@@ -1,0 +1,392 @@
+//! Adam exactly as Keras writes it.
+//!
+//! Keras folds the bias corrections into the step size and adds epsilon to
+//! the *uncorrected* `sqrt(v)`:
+//!
+//! ```text
+//! m     = m + (1 - beta_1) * (g - m)
+//! v     = v + (1 - beta_2) * (g^2 - v)
+//! alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+//! p     = p - alpha * m / (sqrt(v) + epsilon)
+//! ```
+//!
+//! libtorch's Adam adds epsilon to the corrected `sqrt(v_hat)` instead, a
+//! different step early in training, hence our own. On the CPU the update
+//! is ours too (`dense.rs`), and takes the embedding's gradient by position
+//! without materialising it (`embedding_rows.rs`).
+mod dense;
+mod embedding_rows;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::gru_cuda::{AdamConstants, AdamTensors, StepKernels};
+use crate::model::tensor_slice::{as_mut_slice, as_slice};
+use crate::model::{Gradient, Parameters, PositionGradients};
+use dense::update_cpu;
+use embedding_rows::{update_table, ByPosition, RowGroups, Table};
+
+/// Adam's hyper-parameters (Keras's defaults are in `settings::defaults`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    pub learning_rate: f64,
+    pub beta_1: f64,
+    pub beta_2: f64,
+    pub epsilon: f64,
+}
+
+struct Slot {
+    param: Tensor,
+    m: Tensor,
+    v: Tensor,
+}
+
+pub struct Adam {
+    config: AdamConfig,
+    slots: Parameters<Slot>,
+    iterations: u64,
+    /// Threads of the CPU update.
+    threads: usize,
+    /// The positions of the last gradient by position, grouped by row.
+    groups: RowGroups,
+}
+
+/// What a checkpoint keeps of Adam to continue exactly: the step count,
+/// the current learning rate and both moments of every parameter.
+pub struct AdamState {
+    pub iterations: u64,
+    pub learning_rate: f64,
+    pub m: Parameters<Tensor>,
+    pub v: Parameters<Tensor>,
+}
+
+impl Adam {
+    /// Adam over `params` (the model's trainable tensors); `threads` for
+    /// the update of CPU tensors.
+    pub fn new(params: &Parameters<Tensor>, config: AdamConfig, threads: usize) -> Adam {
+        let slots = params.map(|param| Slot {
+            m: param.zeros_like(),
+            v: param.zeros_like(),
+            param: param.shallow_clone(),
+        });
+        Adam {
+            config,
+            slots,
+            iterations: 0,
+            threads,
+            groups: RowGroups::default(),
+        }
+    }
+
+    pub fn learning_rate(&self) -> f64 {
+        self.config.learning_rate
+    }
+
+    /// For schedules such as reduce-on-plateau; takes effect at the next step.
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.config.learning_rate = learning_rate;
+    }
+
+    /// The optimiser's state (shallow copies of the moments).
+    pub fn state(&self) -> AdamState {
+        AdamState {
+            iterations: self.iterations,
+            learning_rate: self.config.learning_rate,
+            m: self.slots.map(|s| s.m.shallow_clone()),
+            v: self.slots.map(|s| s.v.shallow_clone()),
+        }
+    }
+
+    /// Continues from a saved state: copies its moments in place.
+    pub fn restore(&mut self, state: &AdamState) {
+        self.iterations = state.iterations;
+        self.config.learning_rate = state.learning_rate;
+        tch::no_grad(|| {
+            let saved = state.m.iter().zip(state.v.iter());
+            for (slot, (m, v)) in self.slots.iter_mut().zip(saved) {
+                slot.m.copy_(m);
+                slot.v.copy_(v);
+            }
+        });
+    }
+
+    /// This step's constants, `iterations` counting it.
+    fn constants(&self) -> AdamConstants {
+        let AdamConfig {
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+        } = self.config;
+        let t = self.iterations as i32;
+        let alpha = learning_rate * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+        AdamConstants {
+            alpha: alpha as f32,
+            one_minus_beta_1: (1.0 - beta_1) as f32,
+            one_minus_beta_2: (1.0 - beta_2) as f32,
+            epsilon: epsilon as f32,
+        }
+    }
+
+    /// One update with `grads`, the gradient of each parameter.
+    pub fn step(&mut self, grads: &Parameters<Gradient>) {
+        self.iterations += 1;
+        let constants = self.constants();
+        if self.step_on_gpu(grads, constants) {
+            return;
+        }
+        tch::no_grad(|| {
+            let by_rows = self.step_embedding_by_rows(&grads.embeddings, constants);
+            self.step_dense(grads, by_rows, constants);
+        });
+    }
+
+    /// The embedding's update when its gradient is by position and it is
+    /// an f32 CPU matrix (`embedding_rows.rs`); false (nothing done)
+    /// otherwise.
+    fn step_embedding_by_rows(&mut self, gradient: &Gradient, constants: AdamConstants) -> bool {
+        let Gradient::ByPosition(PositionGradients { ids, d_inputs }) = gradient else {
+            return false;
+        };
+        let Slot { param, m, v } = &self.slots.embeddings;
+        if param.device() != Device::Cpu || param.kind() != Kind::Float || param.dim() != 2 {
+            return false;
+        }
+        let ids = ids.to_kind(Kind::Int64).contiguous();
+        let d_inputs = d_inputs.to_kind(Kind::Float).contiguous();
+        // SAFETY: param, m and v are contiguous f32 CPU tensors (as_mut_slice
+        // checks) that only this optimiser writes, and no graph holds them
+        // during the step; `ids` and `d_inputs` are this frame's, only read.
+        unsafe {
+            let table = Table {
+                p: as_mut_slice(param),
+                m: as_mut_slice(m),
+                v: as_mut_slice(v),
+                d: param.size()[1] as usize,
+            };
+            let gradient = ByPosition {
+                ids: as_slice(&ids),
+                d_inputs: as_slice(&d_inputs),
+            };
+            update_table(table, gradient, &mut self.groups, constants, self.threads);
+        }
+        true
+    }
+
+    /// The update of every parameter but the embedding when
+    /// `skip_embeddings`, with our CPU loop where the tensors are f32 on
+    /// the CPU and libtorch's ops elsewhere.
+    fn step_dense(
+        &mut self,
+        grads: &Parameters<Gradient>,
+        skip_embeddings: bool,
+        constants: AdamConstants,
+    ) {
+        let AdamConfig {
+            beta_1,
+            beta_2,
+            epsilon,
+            ..
+        } = self.config;
+        let alpha = f64::from(constants.alpha);
+        let mut cpu = Vec::new();
+        let work = self.slots.iter_mut().zip(grads.iter());
+        for (Slot { param, m, v }, gradient) in work.skip(skip_embeddings as usize) {
+            let g = gradient.to_dense(param.size()[0]).contiguous();
+            if param.device() == Device::Cpu && g.kind() == Kind::Float {
+                cpu.push((
+                    param.shallow_clone(),
+                    m.shallow_clone(),
+                    v.shallow_clone(),
+                    g,
+                ));
+            } else {
+                let _ = m.lerp_(&g, 1.0 - beta_1);
+                let _ = v.lerp_(&(&g * &g), 1.0 - beta_2);
+                let update = &*m / (v.sqrt() + epsilon) * alpha;
+                *param -= &update;
+            }
+        }
+        // SAFETY: param, m, v and g are contiguous f32 CPU tensors of
+        // the same size (checked in `update_cpu`); only this optimiser
+        // writes param, m and v, and no graph holds them during the step.
+        unsafe { update_cpu(&cpu, constants, self.threads) };
+    }
+
+    /// The whole update in one launch of our CUDA kernel, when every
+    /// parameter is on one GPU and the kernel loads: libtorch's ops take
+    /// ~6 launches per parameter. False (nothing done) otherwise.
+    fn step_on_gpu(&self, grads: &Parameters<Gradient>, constants: AdamConstants) -> bool {
+        let Device::Cuda(ordinal) = self.slots.embeddings.param.device() else {
+            return false;
+        };
+        let on_gpu = |t: &Tensor| t.device() == Device::Cuda(ordinal) && t.kind() == Kind::Float;
+        let Some(grads) = grads
+            .iter()
+            .map(Gradient::as_dense)
+            .collect::<Option<Vec<_>>>()
+        else {
+            return false;
+        };
+        if !self.slots.iter().all(|slot| on_gpu(&slot.param)) || !grads.iter().all(|g| on_gpu(g)) {
+            return false;
+        }
+        let Ok(kernels) = StepKernels::get(ordinal) else {
+            return false;
+        };
+        let grads: Vec<Tensor> = grads.into_iter().map(Tensor::contiguous).collect();
+        let groups: Vec<AdamTensors> = self
+            .slots
+            .iter()
+            .zip(&grads)
+            .map(|(slot, gradient)| AdamTensors {
+                parameter: &slot.param,
+                m: &slot.m,
+                v: &slot.v,
+                gradient,
+            })
+            .collect();
+        kernels
+            .adam(&groups, constants)
+            .expect("Adam's tensors are the model's own, checked when it was built");
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dense::PARALLEL_MIN;
+    use super::*;
+    use crate::settings::defaults;
+
+    /// Keras's formula in f64, straight from its source.
+    fn keras_adam(p: &mut [f64], grads: &[Vec<f64>], c: AdamConfig) {
+        let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+        for (t, g) in grads.iter().enumerate() {
+            let t = t as i32 + 1;
+            let alpha =
+                c.learning_rate * (1.0 - c.beta_2.powi(t)).sqrt() / (1.0 - c.beta_1.powi(t));
+            for i in 0..p.len() {
+                m[i] += (g[i] - m[i]) * (1.0 - c.beta_1);
+                v[i] += (g[i] * g[i] - v[i]) * (1.0 - c.beta_2);
+                p[i] -= m[i] * alpha / (v[i].sqrt() + c.epsilon);
+            }
+        }
+    }
+
+    #[test]
+    fn adam_follows_keras_formula_on_small_and_threaded_tensors() {
+        let to_f64 = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double)).unwrap();
+        let random = |n: i64, scale: f64| {
+            Parameters::from_ordered(
+                (0..6).map(|_| Tensor::randn([n], (Kind::Float, Device::Cpu)) * scale),
+            )
+        };
+        for n in [7usize, PARALLEL_MIN + 3] {
+            tch::manual_seed(n as i64);
+            let start = random(n as i64, 1.0);
+            let grads: Vec<Parameters<Tensor>> = (0..4).map(|_| random(n as i64, 1e-3)).collect();
+            let params = start.map(Tensor::copy);
+            let config = AdamConfig {
+                learning_rate: 0.01,
+                beta_1: defaults::BETA_1,
+                beta_2: defaults::BETA_2,
+                epsilon: defaults::EPSILON,
+            };
+            let mut adam = Adam::new(&params, config, 2);
+            for g in &grads {
+                adam.step(&g.map(|g| Gradient::Dense(g.shallow_clone())));
+            }
+            assert_eq!(adam.iterations, 4);
+            for (k, (start, got)) in start.iter().zip(params.iter()).enumerate() {
+                let mut expected = to_f64(start);
+                let grads_k: Vec<Vec<f64>> = grads
+                    .iter()
+                    .map(|g| to_f64(g.iter().nth(k).unwrap()))
+                    .collect();
+                keras_adam(&mut expected, &grads_k, config);
+                let worst = to_f64(&got.detach())
+                    .iter()
+                    .zip(&expected)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    worst < 1e-6,
+                    "n = {n}, parameter {k}: max deviation {worst}"
+                );
+            }
+        }
+    }
+
+    /// Each position's gradient added into its row, in position order.
+    fn summed_by_row(ids: &Tensor, d_inputs: &Tensor, rows: i64) -> Tensor {
+        let d = d_inputs.size()[2];
+        let ids = Vec::<i64>::try_from(ids.reshape([-1])).unwrap();
+        let d_inputs = Vec::<f32>::try_from(d_inputs.reshape([-1])).unwrap();
+        let mut sums = vec![0.0f32; (rows * d) as usize];
+        for (&id, g) in ids.iter().zip(d_inputs.chunks_exact(d as usize)) {
+            for (sum, g) in sums[id as usize * d as usize..].iter_mut().zip(g) {
+                *sum += g;
+            }
+        }
+        Tensor::from_slice(&sums).view([rows, d])
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let values = Vec::<f32>::try_from(t.reshape([-1])).unwrap();
+        values.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn an_embedding_gradient_by_position_updates_with_the_bits_of_its_dense_sum() {
+        tch::manual_seed(5);
+        // D = 24 is not a multiple of the vector width; 41 rows do not cut
+        // evenly between the threads.
+        let (n, d, b, t) = (41i64, 24i64, 3i64, 5i64);
+        let shapes: [&[i64]; 6] = [&[n, d], &[d, 6], &[2, 6], &[2, 6], &[2, 1], &[1]];
+        let start = Parameters::from_ordered(
+            shapes
+                .iter()
+                .map(|&shape| Tensor::randn(shape, (Kind::Float, Device::Cpu))),
+        );
+        let config = AdamConfig {
+            learning_rate: 0.01,
+            beta_1: defaults::BETA_1,
+            beta_2: defaults::BETA_2,
+            epsilon: defaults::EPSILON,
+        };
+        let (by_rows, dense) = (start.map(Tensor::copy), start.map(Tensor::copy));
+        let mut by_position_adam = Adam::new(&by_rows, config, 2);
+        let mut dense_adam = Adam::new(&dense, config, 2);
+        for step in 0..6i64 {
+            // Rows repeat within a batch, and some batches leave the
+            // first or the last rows out.
+            let (low, high) = [(0, 8), (30, n), (0, n)][step as usize % 3];
+            let ids = Tensor::randint_low(low, high, [b, t], (Kind::Int64, Device::Cpu));
+            let d_inputs = Tensor::randn([b, t, d], (Kind::Float, Device::Cpu)) * 1e-2;
+            let others: Vec<Tensor> = shapes[1..]
+                .iter()
+                .map(|&s| Tensor::randn(s, (Kind::Float, Device::Cpu)))
+                .collect();
+            let rest = || others.iter().map(|g| Gradient::Dense(g.shallow_clone()));
+            let by_position = Gradient::ByPosition(PositionGradients {
+                ids: ids.shallow_clone(),
+                d_inputs: d_inputs.shallow_clone(),
+            });
+            let summed = Gradient::Dense(summed_by_row(&ids, &d_inputs, n));
+            by_position_adam.step(&Parameters::from_ordered(
+                std::iter::once(by_position).chain(rest()),
+            ));
+            dense_adam.step(&Parameters::from_ordered(
+                std::iter::once(summed).chain(rest()),
+            ));
+        }
+        let (a, b) = (by_position_adam.state(), dense_adam.state());
+        for (k, name) in Parameters::<Tensor>::NAMES.iter().enumerate() {
+            let nth = |p: &Parameters<Tensor>| p.iter().nth(k).unwrap().shallow_clone();
+            assert_eq!(bits(&nth(&by_rows)), bits(&nth(&dense)), "{name}");
+            assert_eq!(bits(&nth(&a.m)), bits(&nth(&b.m)), "m of {name}");
+            assert_eq!(bits(&nth(&a.v)), bits(&nth(&b.v)), "v of {name}");
+        }
+    }
+}
