@@ -164,25 +164,34 @@ impl TotalsSnapshot {
 /// The batch mean of Keras's loss: binary cross-entropy for one sigmoid
 /// unit (logits `[B]`), sparse categorical cross-entropy for softmax units
 /// (logits `[B, classes]`, labels the class numbers).
-pub(crate) fn loss_with_logits(logits: &Tensor, labels: &Tensor) -> Tensor {
+pub fn loss_with_logits(logits: &Tensor, labels: &Tensor) -> Tensor {
     match logits.dim() {
         1 => logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, Reduction::Mean),
         _ => logits.cross_entropy_for_logits(&labels.to_kind(Kind::Int64)),
     }
 }
 
-/// `model.evaluate(x, y, batch_size)`: inference mode, no dropout.
+/// `model.evaluate(x, y, batch_size)`: inference mode, no dropout. The
+/// head, the loss and the totals go batch by batch; the GRU may take
+/// several batches at once where that changes nothing
+/// ([`Inference::samples_per_call`]).
 pub fn evaluate(model: &SentimentModel, data: &SplitTensors, batch_size: usize) -> Evaluation {
     let inference = model.inference();
     let mut totals = Totals::new(data.y.device());
     let n = data.len() as i64;
-    let mut start = 0;
-    while start < n {
-        let len = (batch_size as i64).min(n - start);
-        let logits = inference.logits(&data.x.narrow(0, start, len));
-        let labels = data.y.narrow(0, start, len);
-        totals.add(&logits, &labels, &loss_with_logits(&logits, &labels));
-        start += len;
+    let per_call = inference.samples_per_call(batch_size) as i64;
+    let mut first = 0;
+    while first < n {
+        let states = inference.last_states(&data.x.narrow(0, first, per_call.min(n - first)));
+        let mut start = 0;
+        while start < states.size()[0] {
+            let len = (batch_size as i64).min(states.size()[0] - start);
+            let logits = inference.head(&states.narrow(0, start, len));
+            let labels = data.y.narrow(0, first + start, len);
+            totals.add(&logits, &labels, &loss_with_logits(&logits, &labels));
+            start += len;
+        }
+        first += per_call;
     }
     totals.means()
 }

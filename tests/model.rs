@@ -1,5 +1,6 @@
 //! The GRU implementations compute one function, with Keras's dropout.
 use gru_imdb::device::{GruImpl, GruPlan};
+use gru_imdb::evaluation::{evaluate, loss_with_logits, SplitTensors, Totals};
 use gru_imdb::model::{GruLayer, GruMasks, SentimentModel};
 use gru_imdb::settings::ModelConfig;
 use tch::{nn, Device, Kind, Tensor};
@@ -293,4 +294,29 @@ fn training_forward_applies_dropout() {
         (a - b).abs().max().double_value(&[]) > 1e-4,
         "different masks give different outputs"
     );
+}
+
+#[test]
+fn evaluation_gives_the_bits_of_going_batch_by_batch() {
+    let _rng = lock_rng();
+    let (_vs, model) = small_model(small_config(0.3, 0.3), GruImpl::CpuKernel, 51);
+    tch::manual_seed(52);
+    // More samples than one call of the GRU takes, in batches of 32 that
+    // do not divide them.
+    let n = 2100;
+    let data = SplitTensors {
+        x: Tensor::randint(50, [n, T], (Kind::Int64, Device::Cpu)),
+        y: Tensor::randint(2, [n], (Kind::Float, Device::Cpu)),
+    };
+    let inference = model.inference();
+    let mut totals = Totals::new(Device::Cpu);
+    for start in (0..n).step_by(32) {
+        let len = 32.min(n - start);
+        let logits = inference.logits(&data.x.narrow(0, start, len));
+        let labels = data.y.narrow(0, start, len);
+        totals.add(&logits, &labels, &loss_with_logits(&logits, &labels));
+    }
+    let (expected, got) = (totals.means(), evaluate(&model, &data, 32));
+    assert_eq!(got.loss.to_bits(), expected.loss.to_bits());
+    assert_eq!(got.accuracy, expected.accuracy);
 }
