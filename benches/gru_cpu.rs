@@ -144,6 +144,7 @@ impl Bench<'_> {
             recurrent: Some(&mh),
         };
         let dh = data(b * H, 8, 1.0);
+        let mut d_x = vec![0.0; b * T * D];
         let mut tape = Tape::default();
         let flop = (PER_REVIEW_FWD + PER_REVIEW_BWD) * b as f64;
         let row = Row {
@@ -154,7 +155,7 @@ impl Bench<'_> {
         };
         self.run(row, || {
             engine.forward(w, x, dropout, Some(&mut tape));
-            engine.backward(w, x.data, &mut tape, &dh);
+            engine.backward(w, x.data, &mut tape, &dh, &mut d_x);
         });
         if b != 32 {
             return;
@@ -176,7 +177,7 @@ impl Bench<'_> {
             reviews: b,
         };
         self.run(row, || {
-            engine.backward(w, x.data, &mut tape, &dh);
+            engine.backward(w, x.data, &mut tape, &dh, &mut d_x);
         });
     }
 

@@ -31,9 +31,15 @@ pub(super) fn backward<'t>(
     x: &[f32],
     tape: &'t mut Tape,
     d_h_last: &[f32],
+    d_x: &mut [f32],
 ) -> &'t Gradients {
     w.check();
     check_inputs(w, x, tape, d_h_last);
+    assert_eq!(
+        d_x.len(),
+        x.len(),
+        "gru_cpu::Engine::backward: d_x must be [B, T, D] like x"
+    );
     let Tape {
         ref record,
         ref mut scratch,
@@ -52,12 +58,11 @@ pub(super) fn backward<'t>(
     scratch.partials.clear();
     scratch.partials.resize(n_chunks.max(1) * part_len, 0.0);
     // Fully overwritten below: resizing keeps old values, no zeroing pass.
-    grads.d_x.resize(batch * steps * d, 0.0);
     scratch.d_a.resize(batch * steps * g3, 0.0);
     scratch.d_r.resize(batch * steps * g3, 0.0);
     let das = split_rows(&mut scratch.d_a, steps * g3, &ranges);
     let drs = split_rows(&mut scratch.d_r, steps * g3, &ranges);
-    let dxs = split_rows(&mut grads.d_x, steps * d, &ranges);
+    let dxs = split_rows(d_x, steps * d, &ranges);
     let parts = split_rows(&mut scratch.partials, part_len, &chunk_ranges);
     let jobs: Vec<BackwardJob> = ranges
         .into_iter()

@@ -36,8 +36,8 @@
 //! let masks = Masks { input: InputMasks::PerGate(&mx), recurrent: Some(&mh) };
 //! let h_t = engine.forward(&w, x, masks, Some(&mut tape));
 //! // ... Dense + loss in tch, giving d_h_t = dLoss/dh_T [B, H] ...
-//! let g = engine.backward(&w, x.data, &mut tape, &d_h_t);   // &Gradients, lent by the tape
-//! // g.d_x [B, T, D] goes back into the embedding (index_add by token id),
+//! let g = engine.backward(&w, x.data, &mut tape, &d_h_t, &mut d_x); // &Gradients, lent by the tape
+//! // d_x [B, T, D] goes back into the embedding (summed by token id),
 //! // g.d_kernel etc. into the optimizer.
 //! ```
 //!
@@ -161,13 +161,11 @@ pub struct Tape {
     grads: Gradients,
 }
 
-/// Gradients of the loss, in the layouts of the inputs they belong to.
+/// Gradients of the loss with respect to the parameters, in their layouts.
 /// [`Engine::backward`] writes them into buffers the [`Tape`] keeps (no
 /// allocation or page faults per training step) and lends them out.
 #[derive(Clone, Default)]
 pub struct Gradients {
-    /// `[B, T, D]`, of the (unmasked) inputs.
-    pub d_x: Vec<f32>,
     /// `[D, 3H]`.
     pub d_kernel: Vec<f32>,
     /// `[3H]`.
@@ -235,16 +233,19 @@ impl Engine {
     /// Backward pass through time for the batch that the last
     /// [`Engine::forward`] with this `tape` computed: `x` must be that
     /// call's input `[B, T, D]` (it is not copied into the tape), `d_h_last
-    /// [B, H]` the gradient of the loss with respect to its output. Returns
-    /// every gradient, borrowed from the tape until its next use.
+    /// [B, H]` the gradient of the loss with respect to its output. Writes
+    /// the gradient of the inputs into `d_x [B, T, D]` (the caller's, so
+    /// that it can go on as a tensor without a copy) and returns the
+    /// parameters' gradients, borrowed from the tape until its next use.
     pub fn backward<'t>(
         &self,
         w: &GruWeights,
         x: &[f32],
         tape: &'t mut Tape,
         d_h_last: &[f32],
+        d_x: &mut [f32],
     ) -> &'t Gradients {
-        backward::backward(*self, w, x, tape, d_h_last)
+        backward::backward(*self, w, x, tape, d_h_last, d_x)
     }
 
     /// The evaluation input projections of every vocabulary row:

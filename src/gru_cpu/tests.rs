@@ -126,12 +126,24 @@ impl Case {
             .as_ref()
             .map_or(1.0, |m| m[(g * self.b + b) * self.h + k] as f64)
     }
-    fn run(&self, engine: Engine) -> (Vec<f32>, Gradients) {
+    fn run(&self, engine: Engine) -> (Vec<f32>, AllGradients) {
         let w = self.weights();
         let mut tape = Tape::default();
         let out = engine.forward(&w, self.sequences(), self.masks(), Some(&mut tape));
-        let g = engine.backward(&w, &self.x, &mut tape, &self.c).clone();
-        (out, g)
+        (out, self.backward(engine, &mut tape))
+    }
+
+    /// The backward of the forward that filled `tape`.
+    fn backward(&self, engine: Engine, tape: &mut Tape) -> AllGradients {
+        let mut d_x = vec![f32::NAN; self.x.len()];
+        let g = engine.backward(&self.weights(), &self.x, tape, &self.c, &mut d_x);
+        AllGradients {
+            d_x,
+            d_kernel: g.d_kernel.clone(),
+            d_bias: g.d_bias.clone(),
+            d_recurrent_kernel: g.d_recurrent_kernel.clone(),
+            d_recurrent_bias: g.d_recurrent_bias.clone(),
+        }
     }
 }
 
@@ -295,7 +307,16 @@ fn assert_close(name: &str, got: &[f32], want: &[f64], tol: f64) {
     }
 }
 
-fn assert_same_grads(a: &Gradients, b: &Gradients, tag: &str) {
+/// The input gradient with the parameters' (`Gradients`).
+struct AllGradients {
+    d_x: Vec<f32>,
+    d_kernel: Vec<f32>,
+    d_bias: Vec<f32>,
+    d_recurrent_kernel: Vec<f32>,
+    d_recurrent_bias: Vec<f32>,
+}
+
+fn assert_same_grads(a: &AllGradients, b: &AllGradients, tag: &str) {
     assert_eq!(a.d_x, b.d_x, "{tag}: d_x");
     assert_eq!(a.d_kernel, b.d_kernel, "{tag}: d_kernel");
     assert_eq!(a.d_bias, b.d_bias, "{tag}: d_bias");
@@ -431,10 +452,10 @@ fn tape_is_reusable_across_batch_shapes() {
         let c = Case::new(b, t, d, h, InMask::PerGate, true, 3);
         let w = c.weights();
         let out = engine.forward(&w, c.sequences(), c.masks(), Some(&mut tape));
-        let g = engine.backward(&w, &c.x, &mut tape, &c.c);
+        let g = c.backward(engine, &mut tape);
         let (out1, g1) = c.run(engine);
         assert_eq!(out, out1);
-        assert_same_grads(g, &g1, &format!("reused tape b{b} t{t}"));
+        assert_same_grads(&g, &g1, &format!("reused tape b{b} t{t}"));
     }
 }
 
@@ -728,5 +749,6 @@ fn token_ids_outside_the_table_are_refused() {
 #[should_panic(expected = "not filled by forward")]
 fn backward_needs_a_filled_tape() {
     let c = Case::new(1, 2, 4, 5, InMask::None, false, 1);
-    Engine::new(1).backward(&c.weights(), &c.x, &mut Tape::default(), &c.c);
+    let mut d_x = vec![0.0; c.x.len()];
+    Engine::new(1).backward(&c.weights(), &c.x, &mut Tape::default(), &c.c, &mut d_x);
 }
