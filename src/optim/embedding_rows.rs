@@ -24,7 +24,7 @@
 use crate::gru_cuda::AdamConstants;
 use crate::pool::run_parallel;
 
-use super::dense::update_element;
+use super::dense::{update_element, PARALLEL_MIN};
 
 /// The embedding's parameter and moments, `[N, D]` each, row-major.
 pub(super) struct Table<'a> {
@@ -52,14 +52,18 @@ pub(super) fn update_table(
     threads: usize,
 ) {
     let d = table.d;
-    let rows = table.p.len() / d;
+    let rows = table.p.len().checked_div(d).unwrap_or(0);
     assert_eq!(
         gradient.d_inputs.len(),
         gradient.ids.len() * d,
         "Adam: an embedding gradient needs one row of {d} per position"
     );
     groups.group(gradient.ids, rows);
-    let threads = threads.clamp(1, rows.max(1));
+    let threads = if table.p.len() < PARALLEL_MIN {
+        1
+    } else {
+        threads.clamp(1, rows)
+    };
     let mut shares = Vec::with_capacity(threads);
     let mut rest = table;
     let mut first = 0;
