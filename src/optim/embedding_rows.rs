@@ -15,8 +15,8 @@
 //! Measured on the 2-core EPYC (Zen 5, AVX-512), one sitting, a 1-epoch
 //! run on the real reviews: the summing into a dense buffer (one thread,
 //! 0.13 s an epoch) and the dense pass that read it (0.32-0.36 s) became
-//! this pass, 0.25-0.26 s; `cargo bench --bench adam` 0.25-0.34 ms a step
-//! against 0.39-0.44 ms for the dense pass alone. Deferring the zero-gradient
+//! this pass, 0.25-0.26 s; `cargo bench --bench adam`, another sitting,
+//! 0.21 ms a step against 0.30 ms for the dense pass alone. Deferring the zero-gradient
 //! rows' steps until a row is looked up again was tried and was slower
 //! (0.30-0.40 s an epoch): the pass is bound by the square root and the
 //! division of every element at every step (about 14 cycles per 16 floats
@@ -52,7 +52,10 @@ pub(super) fn update_table(
     threads: usize,
 ) {
     let d = table.d;
-    let rows = table.p.len().checked_div(d).unwrap_or(0);
+    if d == 0 {
+        return; // No elements.
+    }
+    let rows = table.p.len() / d;
     assert_eq!(
         gradient.d_inputs.len(),
         gradient.ids.len() * d,
