@@ -174,7 +174,7 @@ pub fn loss_with_logits(logits: &Tensor, labels: &Tensor) -> Tensor {
 /// `model.evaluate(x, y, batch_size)`: inference mode, no dropout. The
 /// head, the loss and the totals go batch by batch; the GRU may take
 /// several batches at once where that changes nothing
-/// ([`Inference::samples_per_call`]).
+/// ([`crate::model::Inference::samples_per_call`]).
 pub fn evaluate(model: &SentimentModel, data: &SplitTensors, batch_size: usize) -> Evaluation {
     let inference = model.inference();
     let mut totals = Totals::new(data.y.device());
@@ -182,10 +182,11 @@ pub fn evaluate(model: &SentimentModel, data: &SplitTensors, batch_size: usize) 
     let per_call = inference.samples_per_call(batch_size) as i64;
     let mut first = 0;
     while first < n {
-        let states = inference.last_states(&data.x.narrow(0, first, per_call.min(n - first)));
+        let rows = per_call.min(n - first);
+        let states = inference.last_states(&data.x.narrow(0, first, rows));
         let mut start = 0;
-        while start < states.size()[0] {
-            let len = (batch_size as i64).min(states.size()[0] - start);
+        while start < rows {
+            let len = (batch_size as i64).min(rows - start);
             let logits = inference.head(&states.narrow(0, start, len));
             let labels = data.y.narrow(0, first + start, len);
             totals.add(&logits, &labels, &loss_with_logits(&logits, &labels));

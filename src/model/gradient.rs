@@ -8,8 +8,8 @@ pub enum Gradient {
     /// The whole gradient, in the parameter's shape.
     Dense(Tensor),
     /// An embedding's gradient left unsummed, as the CPU kernel's path
-    /// gives it: the optimiser sums each row's positions itself, row by
-    /// row in cache, and touches no other row (see `optim::lagging_rows`).
+    /// gives it: the optimiser sums each looked-up row's positions itself,
+    /// in its one pass over the table (`optim/embedding_rows.rs`).
     ByPosition(PositionGradients),
 }
 
@@ -23,8 +23,9 @@ pub struct PositionGradients {
 
 impl Gradient {
     /// The whole gradient of a parameter of `rows` rows, each position's
-    /// gradient added into its row (as libtorch's lookup backward sums
-    /// them): for comparing paths.
+    /// gradient added into its row by libtorch's `index_add`: for comparing
+    /// paths, and for an optimiser that has no by-row update for the
+    /// parameter's device.
     pub fn to_dense(&self, rows: i64) -> Tensor {
         match self {
             Gradient::Dense(gradient) => gradient.shallow_clone(),
