@@ -2,14 +2,28 @@
 //! kernel's and the optimiser's.
 //!
 //! Spawning and joining a scoped thread costs 65-95 us on the 2-core VM
-//! this was tuned on (measured), against about 5 us to wake a parked worker:
-//! a 4 ms training step makes two such calls, a batch-32 evaluation call
-//! takes only 0.6 ms. Workers sleep on a condition variable between calls
-//! (they never spin, so they take no CPU from libtorch in between), and the
-//! caller claims jobs too, so no job ever waits for a slow wake-up.
+//! this was tuned on (measured). Waking a thread that sleeps on a condition
+//! variable is cheaper, but not cheap once its core has gone idle: on the
+//! 2-core AMD EPYC VM (Zen 5), after 150 us on other work, a sleeping
+//! worker took 40-50 us on average to start a job posted to it (measured:
+//! two 100 us jobs took 146 us, two 20 us jobs 73 us, longer than running
+//! both on the caller). A training step makes three calls with libtorch's
+//! single-threaded work between them, so that was about 0.1 s an epoch.
+//! So both sides first spin for up to [`SPIN`] watching an atomic, and only
+//! then sleep: a worker between the calls of a step, the caller for the
+//! workers' last jobs. A spinning worker uses its own core only, which
+//! libtorch (one thread beside this layer) leaves idle. The caller claims
+//! jobs too, so no job ever waits for a slow wake-up.
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a worker watches for the next call, and the caller for the
+/// workers' last jobs, before sleeping: longer than the gaps between the
+/// calls of a training step (libtorch's work between them, 0.1-0.3 ms).
+const SPIN: Duration = Duration::from_millis(1);
 
 /// Runs `f` on every job in parallel: the first on the calling thread,
 /// the others on the persistent workers (see [`run`]).
@@ -60,6 +74,11 @@ struct Pool {
     done: Condvar,
     /// Held for a whole call: one call at a time uses the pool.
     busy: Mutex<()>,
+    /// Counts the calls that posted a job: what a spinning worker watches.
+    posted: AtomicU64,
+    /// `State::running`, for a spinning caller to watch (written under the
+    /// lock; the lock's value is the one that counts).
+    running: AtomicUsize,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -75,7 +94,27 @@ fn pool() -> &'static Pool {
         work: Condvar::new(),
         done: Condvar::new(),
         busy: Mutex::new(()),
+        posted: AtomicU64::new(0),
+        running: AtomicUsize::new(0),
     })
+}
+
+/// Spins until `ready()` or for [`SPIN`], whichever is first; whether
+/// `ready()` was seen.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        // Reading the clock costs more than a look at an atomic.
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return false;
+        }
+    }
 }
 
 /// Claims the next unclaimed index of the current job, if any.
@@ -93,18 +132,30 @@ fn worker(p: &'static Pool) {
         match claim(&mut st) {
             Some((job, i)) => {
                 st.running += 1;
+                p.running.store(st.running, Ordering::Release);
                 drop(st);
                 // SAFETY: `run` does not return (so the closure stays alive)
                 // until `running` is back to 0 and every index is claimed.
                 let ok = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*job.0)(i) })).is_ok();
                 st = lock(&p.state);
                 st.running -= 1;
+                p.running.store(st.running, Ordering::Release);
                 st.panicked |= !ok;
                 if st.running == 0 {
                     p.done.notify_all();
                 }
             }
-            None => st = p.work.wait(st).unwrap_or_else(PoisonError::into_inner),
+            None => {
+                let seen = p.posted.load(Ordering::Relaxed);
+                drop(st);
+                spin_until(|| p.posted.load(Ordering::Acquire) != seen);
+                st = lock(&p.state);
+                // `run` posts under this lock: if nothing came since
+                // `seen`, no call can post before the wait releases it.
+                if p.posted.load(Ordering::Relaxed) == seen {
+                    st = p.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                }
+            }
         }
     }
 }
@@ -139,6 +190,7 @@ pub(crate) fn run(n_jobs: usize, f: &(dyn Fn(usize) + Sync)) {
         st.next = 0;
         st.n_jobs = n_jobs;
         st.panicked = false;
+        p.posted.fetch_add(1, Ordering::Release);
     }
     p.work.notify_all();
     let mut payload = None;
@@ -149,6 +201,7 @@ pub(crate) fn run(n_jobs: usize, f: &(dyn Fn(usize) + Sync)) {
             payload.get_or_insert(e);
         }
     }
+    spin_until(|| p.running.load(Ordering::Acquire) == 0);
     let mut st = lock(&p.state);
     while st.running > 0 {
         st = p.done.wait(st).unwrap_or_else(PoisonError::into_inner);
