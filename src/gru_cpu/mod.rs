@@ -80,6 +80,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+use crate::pool::run_parallel;
 use kernels::Kernels;
 use std::ops::Range;
 
@@ -246,6 +247,30 @@ impl Engine {
         d_x: &mut [f32],
     ) -> &'t Gradients {
         backward::backward(*self, w, x, tape, d_h_last, d_x)
+    }
+
+    /// The embedding lookup: row `ids[i]` of `table [N, width]` into row
+    /// `i` of `out [len(ids), width]`, the rows shared out over the
+    /// threads. Panics if an id is not a row of `table`.
+    pub fn gather_rows(&self, table: &[f32], width: usize, ids: &[i64], out: &mut [f32]) {
+        assert_eq!(
+            out.len(),
+            ids.len() * width,
+            "gru_cpu::Engine::gather_rows: out must be [len(ids), width]"
+        );
+        if width == 0 {
+            return;
+        }
+        let ranges = self.split(ids.len());
+        let jobs = ranges
+            .iter()
+            .map(|r| &ids[r.clone()])
+            .zip(partition::split_rows(out, width, &ranges));
+        run_parallel(jobs.collect(), |(ids, out)| {
+            for (&id, row) in ids.iter().zip(out.chunks_exact_mut(width)) {
+                row.copy_from_slice(&table[id as usize * width..][..width]);
+            }
+        });
     }
 
     /// The evaluation input projections of every vocabulary row:

@@ -76,14 +76,12 @@ impl CpuKernel {
         // out once); `embeddings` and `ids` are only read, and nothing
         // writes them during the call.
         unsafe {
-            let rows = as_slice::<f32>(embeddings);
-            let out = as_mut_slice::<f32>(&inputs);
-            for (&id, row) in as_slice::<i64>(&ids)
-                .iter()
-                .zip(out.chunks_exact_mut(d as usize))
-            {
-                row.copy_from_slice(&rows[id as usize * d as usize..][..d as usize]);
-            }
+            self.engine.gather_rows(
+                as_slice(embeddings),
+                d as usize,
+                as_slice(&ids),
+                as_mut_slice(&inputs),
+            );
         }
         inputs
     }
