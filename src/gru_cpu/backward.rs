@@ -55,8 +55,12 @@ pub(super) fn backward<'t>(
         .map(|c| c.start * CHUNK..(c.end * CHUNK).min(batch))
         .collect();
     let part_len = pass.layout.len();
-    scratch.partials.clear();
+    // Zeroed by the jobs, each its own chunks, on all threads (with no
+    // chunks at all, here: the one partial is the zero gradient).
     scratch.partials.resize(n_chunks.max(1) * part_len, 0.0);
+    if n_chunks == 0 {
+        scratch.partials.fill(0.0);
+    }
     // Fully overwritten below: resizing keeps old values, no zeroing pass.
     scratch.d_a.resize(batch * steps * g3, 0.0);
     scratch.d_r.resize(batch * steps * g3, 0.0);
@@ -77,7 +81,7 @@ pub(super) fn backward<'t>(
         })
         .collect();
     run_parallel(jobs, |job| pass.block(job));
-    pass.sum_chunks(&mut scratch.partials, n_chunks, grads);
+    pass.sum_chunks(engine, &mut scratch.partials, n_chunks, grads);
     &tape.grads
 }
 
@@ -217,7 +221,8 @@ impl<'a> BackwardPass<'a> {
     /// One thread's share: the gate gradients of its samples, then per
     /// chunk the parameter gradients and each sample's input gradient.
     fn block(&self, job: BackwardJob) {
-        // Nothing to do; the zeroed partials are the gradients.
+        job.partials.fill(0.0);
+        // Nothing more to do; the zeroed partials are the gradients.
         if job.rows.is_empty() || self.steps == 0 {
             return;
         }
@@ -402,13 +407,35 @@ impl<'a> BackwardPass<'a> {
     }
 
     /// Sums the chunks' partial gradients in order and writes them,
-    /// without the padding, into `grads`.
-    fn sum_chunks(&self, partials: &mut [f32], n_chunks: usize, grads: &mut Gradients) {
+    /// without the padding, into `grads`. The columns are shared out over
+    /// the threads (each column's sum keeps its order): on one thread it
+    /// took 21 us of a 1.2 ms backward at batch 32.
+    fn sum_chunks(
+        &self,
+        engine: Engine,
+        partials: &mut [f32],
+        n_chunks: usize,
+        grads: &mut Gradients,
+    ) {
         let (d, h, hp) = (self.d, self.h, self.hp);
         let len = self.layout.len();
         let (total, rest) = partials.split_at_mut(len);
-        let others = Matrix::row_major(rest, n_chunks.saturating_sub(1), len, len);
-        sum_rows(self.kernels, total, others);
+        let rest = &*rest;
+        // In whole vectors of 16 floats, as `sum_rows` takes them.
+        let ranges: Vec<Range<usize>> = engine
+            .split(len / 16)
+            .into_iter()
+            .map(|r| r.start * 16..r.end * 16)
+            .collect();
+        let jobs: Vec<_> = split_rows(total, 1, &ranges)
+            .into_iter()
+            .zip(&ranges)
+            .collect();
+        run_parallel(jobs, |(total, cols)| {
+            let others = &rest[cols.start.min(rest.len())..];
+            let others = Matrix::row_major(others, n_chunks.saturating_sub(1), cols.len(), len);
+            sum_rows(self.kernels, total, others);
+        });
         let total = self.layout.split(total);
         grads.d_kernel.resize(d * 3 * h, 0.0);
         grads.d_bias.resize(3 * h, 0.0);
