@@ -34,8 +34,11 @@ pub(crate) enum RawEpi {
     ElemScale { s: *const f32, ld: usize, add: bool },
 }
 
-/// `C (op)= A B` with `A(i, p) = a[i * rs + p * cs]`, `B(p, j) = b[p * ldb + j]`,
-/// `C(i, j) = c[i * ldc + j]`; `n` is a multiple of 16.
+/// `C (op)= A B` with `A(i, p) = a[i * rs + p * cs]` for `p < k_head` and
+/// `A(i, p) = a_tail[i * tail_rs + (p - k_head) * cs]` after (A is two
+/// blocks side by side along k, summed in one chain as if they were one),
+/// `B(p, j) = b[p * ldb + j]`, `C(i, j) = c[i * ldc + j]`; `n` is a
+/// multiple of 16.
 pub(crate) struct RawGemm {
     pub m: usize,
     pub n: usize,
@@ -43,6 +46,9 @@ pub(crate) struct RawGemm {
     pub a: *const f32,
     pub rs: usize,
     pub cs: usize,
+    pub k_head: usize,
+    pub a_tail: *const f32,
+    pub tail_rs: usize,
     pub b: *const f32,
     pub ldb: usize,
     pub c: *mut f32,
@@ -78,9 +84,10 @@ pub(crate) struct RawFwdStep {
 /// One backward time step for `rows` samples: from `dh` (gradient of the
 /// step's output state, `[rows][hp]`) and the tape (`gates + i * gates_ld`,
 /// previous state `hprev + i * hs_ld`) writes the pre-activation gradients
-/// `dA = [da_z | da_r | da_h]` (input side) and `dR = [da_z | da_r | da_h*r]`
-/// (recurrent side) to `da + i * d_ld`, `dr + i * d_ld`, and the direct part
-/// `dh * z` of the previous state's gradient to `dh_next`.
+/// `dA = [da_z | da_r | da_h]` (input side) to `da + i * d_ld`, the one
+/// block in which the recurrent side `dR = [da_z | da_r | da_h*r]` differs,
+/// `da_h*r`, to `drh + i * drh_ld`, and the direct part `dh * z` of the
+/// previous state's gradient to `dh_next`.
 pub(crate) struct RawBwdStep {
     pub rows: usize,
     pub hp: usize,
@@ -91,8 +98,9 @@ pub(crate) struct RawBwdStep {
     pub hprev: *const f32,
     pub hs_ld: usize,
     pub da: *mut f32,
-    pub dr: *mut f32,
     pub d_ld: usize,
+    pub drh: *mut f32,
+    pub drh_ld: usize,
 }
 
 /// `dst[j] += src[0][j] + src[1][j] + ...` (in row order) for `j < n`,
@@ -182,29 +190,32 @@ unsafe fn tile_dispatch<S: Simd>(g: &RawGemm, i0: usize, j0: usize, mr: usize, n
 }
 
 /// One `R x (V * LANES)` tile of C at (i0, j0): the accumulators stay in
-/// registers over the whole k loop; B's row is loaded once per k and reused
-/// by all R rows, A's element is broadcast.
+/// registers over the whole k loop, through both blocks of A.
 #[inline(always)]
 unsafe fn tile<S: Simd, const R: usize, const V: usize>(g: &RawGemm, i0: usize, j0: usize) {
     // SAFETY: all offsets stay inside the ranges checked by the safe wrapper
     // (rows i0..i0+R < m, columns j0..j0+V*LANES <= n, p < k).
     unsafe {
         let mut acc = [[S::splat(0.0); V]; R];
-        let a0 = g.a.add(i0 * g.rs);
         let b0 = g.b.add(j0);
-        for p in 0..g.k {
-            let bp = b0.add(p * g.ldb);
-            let mut bv = [S::splat(0.0); V];
-            for (v, bvv) in bv.iter_mut().enumerate() {
-                *bvv = S::load(bp.add(v * S::LANES));
-            }
-            let ap = a0.add(p * g.cs);
-            for (i, row) in acc.iter_mut().enumerate() {
-                let av = S::splat(*ap.add(i * g.rs));
-                for (accv, &bvv) in row.iter_mut().zip(bv.iter()) {
-                    *accv = S::fma(av, bvv, *accv);
-                }
-            }
+        let head = Panel {
+            a: g.a.add(i0 * g.rs),
+            rs: g.rs,
+            cs: g.cs,
+            b: b0,
+            ldb: g.ldb,
+            k: g.k_head,
+        };
+        accumulate::<S, R, V>(&mut acc, head);
+        if g.k > g.k_head {
+            let tail = Panel {
+                a: g.a_tail.add(i0 * g.tail_rs),
+                rs: g.tail_rs,
+                b: b0.add(g.k_head * g.ldb),
+                k: g.k - g.k_head,
+                ..head
+            };
+            accumulate::<S, R, V>(&mut acc, tail);
         }
         let c0 = g.c.add(i0 * g.ldc + j0);
         match g.epi {
@@ -258,6 +269,45 @@ unsafe fn tile<S: Simd, const R: usize, const V: usize>(g: &RawGemm, i0: usize, 
                         let c = if add { S::load(cp) } else { S::splat(0.0) };
                         S::store(cp, S::fma(sv, a, c));
                     }
+                }
+            }
+        }
+    }
+}
+
+/// `k` steps of a tile's product: `A(i, p) = a[i * rs + p * cs]`,
+/// `B(p, j) = b[p * ldb + j]`, both from the tile's corner.
+#[derive(Clone, Copy)]
+struct Panel {
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    b: *const f32,
+    ldb: usize,
+    k: usize,
+}
+
+/// `acc += A B` over the panel's k: B's row is loaded once per step and
+/// reused by all R rows, A's element is broadcast.
+#[inline(always)]
+unsafe fn accumulate<S: Simd, const R: usize, const V: usize>(
+    acc: &mut [[S::V; V]; R],
+    panel: Panel,
+) {
+    // SAFETY: the caller's tile contract covers the panel's R rows, V
+    // vectors and k steps.
+    unsafe {
+        for p in 0..panel.k {
+            let bp = panel.b.add(p * panel.ldb);
+            let mut bv = [S::splat(0.0); V];
+            for (v, bvv) in bv.iter_mut().enumerate() {
+                *bvv = S::load(bp.add(v * S::LANES));
+            }
+            let ap = panel.a.add(p * panel.cs);
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = S::splat(*ap.add(i * panel.rs));
+                for (accv, &bvv) in row.iter_mut().zip(bv.iter()) {
+                    *accv = S::fma(av, bvv, *accv);
                 }
             }
         }
@@ -344,7 +394,7 @@ unsafe fn bwd_step_generic<S: Simd>(p: &RawBwdStep) {
             let gp = p.gates.add(i * p.gates_ld);
             let hpr = p.hprev.add(i * p.hs_ld);
             let da = p.da.add(i * p.d_ld);
-            let dr = p.dr.add(i * p.d_ld);
+            let drh = p.drh.add(i * p.drh_ld);
             let mut v = 0;
             while v < hp {
                 let g = S::load(p.dh.add(i * hp + v));
@@ -361,9 +411,7 @@ unsafe fn bwd_step_generic<S: Simd>(p: &RawBwdStep) {
                 S::store(da.add(v), da_z);
                 S::store(da.add(hp + v), da_r);
                 S::store(da.add(2 * hp + v), da_h);
-                S::store(dr.add(v), da_z);
-                S::store(dr.add(hp + v), da_r);
-                S::store(dr.add(2 * hp + v), S::mul(da_h, r));
+                S::store(drh.add(v), S::mul(da_h, r));
                 S::store(p.dh_next.add(i * hp + v), S::mul(g, z));
                 v += S::LANES;
             }

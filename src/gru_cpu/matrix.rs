@@ -109,31 +109,59 @@ pub(super) fn extent(rows: usize, ld: usize, cols: usize, cd: usize) -> usize {
 /// 16), `C [m, n]`. Checks the shapes and every range it will touch, then
 /// runs the SIMD kernel.
 pub(super) fn gemm(kern: &Kernels, a: Matrix, b: Matrix, c: MatrixMut, epi: Epilogue) {
-    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let no_tail = Matrix {
+        data: &[],
+        cols: 0,
+        row_stride: 0,
+        ..a
+    };
+    gemm_joined(kern, [a, no_tail], b, c, epi);
+}
+
+/// [`gemm`] for an A in two blocks side by side, `A = [head | tail]`
+/// (`head [m, k1]`, `tail [m, k2]`, the same column stride), `k = k1 +
+/// k2`: each element of C is summed over all k in one chain, exactly as if
+/// A were one block.
+pub(super) fn gemm_joined(
+    kern: &Kernels,
+    [head, tail]: [Matrix; 2],
+    b: Matrix,
+    c: MatrixMut,
+    epi: Epilogue,
+) {
+    let (m, n, k) = (head.rows, b.cols, head.cols + tail.cols);
+    assert!(
+        tail.rows == m && tail.col_stride == head.col_stride,
+        "gemm: the blocks of A must have the same rows and column stride"
+    );
     assert!(b.rows == k && c.rows == m && c.cols == n, "gemm shapes");
     assert!(b.col_stride == 1 && n.is_multiple_of(16));
     if m == 0 || n == 0 {
         return;
     }
-    assert!(a.in_bounds() && b.in_bounds());
+    assert!(head.in_bounds() && tail.in_bounds() && b.in_bounds());
     assert!(extent(m, c.ld, n, 1) <= c.data.len());
     let raw = RawGemm {
         m,
         n,
         k,
-        a: a.data.as_ptr(),
-        rs: a.row_stride,
-        cs: a.col_stride,
+        a: head.data.as_ptr(),
+        rs: head.row_stride,
+        cs: head.col_stride,
+        k_head: head.cols,
+        a_tail: tail.data.as_ptr(),
+        tail_rs: tail.row_stride,
         b: b.data.as_ptr(),
         ldb: b.row_stride,
         c: c.data.as_mut_ptr(),
         ldc: c.ld,
         epi: raw_epilogue(epi, m, n),
     };
-    // SAFETY: every index the kernel touches (A, B, C and the epilogue's
-    // operand over i < m, j < n, p < k) was checked above or in
-    // `raw_epilogue`; `kern` is a set whose instruction set
-    // `kernels::detect`/`available` found on this CPU.
+    // SAFETY: every index the kernel touches (A's two blocks, B, C and the
+    // epilogue's operand over i < m, j < n, p < k) was checked above or in
+    // `raw_epilogue` (the kernel reads the tail only when it has columns);
+    // `kern` is a set whose instruction set `kernels::detect`/`available`
+    // found on this CPU.
     unsafe { (kern.gemm)(&raw) }
 }
 

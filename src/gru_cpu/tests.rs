@@ -445,6 +445,45 @@ fn every_simd_instruction_set_gives_the_same_bits() {
 }
 
 #[test]
+fn a_product_with_a_in_two_blocks_gives_the_bits_of_a_in_one() {
+    use super::matrix::{gemm, gemm_joined, Epilogue, Matrix, MatrixMut};
+    let (m, k_head, k_tail, n) = (7, 5, 9, 48);
+    let k = k_head + k_tail;
+    let mut rng = Rng(11);
+    let a = rng.vec(m * k, 1.0);
+    // The tail's columns in a buffer of their own, with another row stride.
+    let tail_ld = k_tail + 3;
+    let mut tail = vec![f32::NAN; m * tail_ld];
+    for i in 0..m {
+        tail[i * tail_ld..][..k_tail].copy_from_slice(&a[i * k + k_head..][..k_tail]);
+    }
+    let b = rng.vec(k * n, 1.0);
+    let c0 = rng.vec(m * n, 1.0);
+    for engine in Engine::all_available(1) {
+        let kern = engine.kernels;
+        let mut whole = c0.clone();
+        let b_mat = Matrix::row_major(&b, k, n, n);
+        let a_mat = Matrix::row_major(&a, m, k, k);
+        gemm(
+            kern,
+            a_mat,
+            b_mat,
+            MatrixMut::row_major(&mut whole, m, n, n),
+            Epilogue::Add,
+        );
+        let mut joined = c0.clone();
+        let blocks = [
+            Matrix::row_major(&a, m, k_head, k),
+            Matrix::row_major(&tail, m, k_tail, tail_ld),
+        ];
+        let c = MatrixMut::row_major(&mut joined, m, n, n);
+        gemm_joined(kern, blocks, b_mat, c, Epilogue::Add);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&joined), bits(&whole), "{}", engine.instruction_set());
+    }
+}
+
+#[test]
 fn tape_is_reusable_across_batch_shapes() {
     let engine = Engine::new(2);
     let mut tape = Tape::default();
