@@ -164,15 +164,56 @@ fn worker(p: &'static Pool) {
 /// up to `n_jobs - 1` pool workers; returns when all have finished. A panic
 /// in any job is re-raised here after all jobs have finished.
 pub(crate) fn run(n_jobs: usize, f: &(dyn Fn(usize) + Sync)) {
+    run_beside(n_jobs, n_jobs.saturating_sub(1), f, || ());
+}
+
+/// Runs `here` on the calling thread while a pool worker runs `there`, or
+/// `there` on the calling thread after `here` when the pool is in use;
+/// returns both results. For two different pieces of work, where [`run`]
+/// splits one: the caller's must stay on the calling thread (libtorch's
+/// autograd state is per thread), the worker's must be `Send`. A panic in
+/// either is re-raised here after both have finished.
+pub(crate) fn join<A, B: Send>(
+    here: impl FnOnce() -> A,
+    there: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    let there = Mutex::new(Some(there));
+    let result = Mutex::new(None);
+    let a = run_beside(
+        1,
+        1,
+        &|_| {
+            let job = there.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(job) = job {
+                *result.lock().unwrap_or_else(PoisonError::into_inner) = Some(job());
+            }
+        },
+        here,
+    );
+    let b = result.into_inner().unwrap_or_else(PoisonError::into_inner);
+    (a, b.expect("run_beside runs every job before it returns"))
+}
+
+/// Posts `f(0)`, ..., `f(n_jobs - 1)` to up to `workers` pool workers,
+/// runs `here` on the calling thread, then claims the jobs still unclaimed
+/// and waits for the workers' last ones. A panic in `here` or any job is
+/// re-raised after all jobs have finished.
+fn run_beside<R>(
+    n_jobs: usize,
+    workers: usize,
+    f: &(dyn Fn(usize) + Sync),
+    here: impl FnOnce() -> R,
+) -> R {
     let p = pool();
-    // Re-entrant or concurrent use: run the jobs here, one after another.
+    // Re-entrant or concurrent use: run everything here, one after another.
     let Ok(_busy) = p.busy.try_lock() else {
+        let r = here();
         (0..n_jobs).for_each(f);
-        return;
+        return r;
     };
     {
         let mut st = lock(&p.state);
-        while st.workers + 1 < n_jobs {
+        while st.workers < workers {
             std::thread::Builder::new()
                 .name("gru_cpu".into())
                 .spawn(move || worker(p))
@@ -183,7 +224,7 @@ pub(crate) fn run(n_jobs: usize, f: &(dyn Fn(usize) + Sync)) {
         // between claiming an index (while `job` is set) and decrementing
         // `running`; below, this function waits until every index is claimed
         // and `running` is 0, then clears `job`, before returning or
-        // unwinding (the jobs' panics are caught).
+        // unwinding (the jobs' panics and `here`'s are caught).
         let erased: *const (dyn Fn(usize) + Sync + 'static) =
             unsafe { std::mem::transmute(f as *const (dyn Fn(usize) + Sync)) };
         st.job = Some(JobFn(erased));
@@ -193,6 +234,7 @@ pub(crate) fn run(n_jobs: usize, f: &(dyn Fn(usize) + Sync)) {
         p.posted.fetch_add(1, Ordering::Release);
     }
     p.work.notify_all();
+    let mine = panic::catch_unwind(AssertUnwindSafe(here));
     let mut payload = None;
     loop {
         let claimed = claim(&mut lock(&p.state));
@@ -209,17 +251,22 @@ pub(crate) fn run(n_jobs: usize, f: &(dyn Fn(usize) + Sync)) {
     st.job = None;
     let worker_panicked = st.panicked;
     drop(st);
+    let mine = match mine {
+        Ok(r) => r,
+        Err(e) => panic::resume_unwind(e),
+    };
     if let Some(e) = payload {
         panic::resume_unwind(e);
     }
     if worker_panicked {
         panic!("gru_cpu: a job on a worker thread panicked");
     }
+    mine
 }
 
 #[cfg(test)]
 mod tests {
-    use super::run;
+    use super::{join, run};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
@@ -241,5 +288,27 @@ mod tests {
             count.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn join_runs_the_first_on_the_calling_thread_and_returns_both() {
+        let caller = std::thread::current().id();
+        let (here, there) = join(|| std::thread::current().id(), || 7);
+        assert_eq!(here, caller);
+        assert_eq!(there, 7);
+        for bad in [0, 1] {
+            let r = std::panic::catch_unwind(|| {
+                join(
+                    || assert_ne!(bad, 0, "here fails"),
+                    || assert_ne!(bad, 1, "there fails"),
+                )
+            });
+            assert!(
+                r.is_err(),
+                "the panic of closure {bad} must reach the caller"
+            );
+        }
+        // Still usable afterwards.
+        assert_eq!(join(|| 1, || 2), (1, 2));
     }
 }

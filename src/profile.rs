@@ -9,7 +9,9 @@ use std::time::Instant;
 /// The phases of a training epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Dropout masks and the batch's rows (`index_select`).
+    /// Dropout masks and the batch's rows (`index_select`). Masks that the
+    /// step before drew on a second thread beside its head are not in it;
+    /// that step's wait for them, if any, is in "other".
     Batch,
     /// Embedding lookup of the batch's ids.
     Embedding,

@@ -224,7 +224,8 @@ fn the_fused_binary_head_gives_autograds_gradients_and_totals() {
         let forward = cuda.forward_train(&ids, &masks);
         assert!(forward.fuses_head());
         let fused: Vec<Tensor> = forward
-            .backward_with_fused_head(&cuda, &labels, &mut totals)
+            .fused_head_to_kernel(&cuda, &labels, &mut totals)
+            .finish(&cuda)
             .to_dense(&cuda.parameters())
             .iter()
             .map(Tensor::copy)

@@ -16,6 +16,14 @@ impl TrainForward {
     /// rather than accumulated into `.grad`. On the CPU kernel's path the
     /// embedding's is left by position ([`Gradient::ByPosition`]).
     pub fn backward(self, model: &SentimentModel, loss: &Tensor) -> Parameters<Gradient> {
+        self.backward_to_kernel(model, loss).finish(model)
+    }
+
+    /// The first part of [`TrainForward::backward`], on the calling thread
+    /// (autograd's state is per thread): on our kernels' paths autograd
+    /// down to the last GRU state, which uses only libtorch; for
+    /// libtorch's GRUs all of it. [`KernelBackward::finish`] does the rest.
+    pub fn backward_to_kernel(self, model: &SentimentModel, loss: &Tensor) -> KernelBackward {
         let Some(pass) = self.kernel_pass else {
             // Autograd through the whole model, the GRU's steps included.
             let params = model.parameters();
@@ -23,7 +31,8 @@ impl TrainForward {
             let grads = profile::time(Phase::GruBackward, || {
                 Tensor::run_backward(&[loss], &inputs, false, false)
             });
-            return Parameters::from_ordered(grads.into_iter().map(Gradient::Dense));
+            let grads = Parameters::from_ordered(grads.into_iter().map(Gradient::Dense));
+            return KernelBackward(Stage::Done(grads));
         };
         let [d_dense_kernel, d_dense_bias, d_h_last]: [Tensor; 3] =
             profile::time(Phase::DenseAndLoss, || {
@@ -41,10 +50,10 @@ impl TrainForward {
             d_dense_bias,
             d_h_last,
         };
-        through_kernel(model, pass, head)
+        KernelBackward(Stage::AtKernel { pass, head })
     }
 
-    /// Whether [`TrainForward::backward_with_fused_head`] can run: on the
+    /// Whether [`TrainForward::fused_head_to_kernel`] can run: on the
     /// CUDA kernel's path with one sigmoid unit.
     pub fn fuses_head(&self) -> bool {
         match &self.kernel_pass {
@@ -57,16 +66,16 @@ impl TrainForward {
         }
     }
 
-    /// The gradients of the batch's mean binary cross-entropy against
-    /// `labels`, its loss and hits added to `totals`: the loss, its
-    /// autograd and the totals' ops in one launch of the step kernels.
-    /// Only where [`TrainForward::fuses_head`].
-    pub fn backward_with_fused_head(
+    /// [`TrainForward::backward_to_kernel`] for the batch's mean binary
+    /// cross-entropy against `labels`, its loss and hits added to
+    /// `totals`: the loss, its autograd and the totals' ops in one launch
+    /// of the step kernels. Only where [`TrainForward::fuses_head`].
+    pub fn fused_head_to_kernel(
         self,
         model: &SentimentModel,
         labels: &Tensor,
         totals: &mut Totals,
-    ) -> Parameters<Gradient> {
+    ) -> KernelBackward {
         let pass = self.kernel_pass.expect("fuses_head was checked");
         let kernels = model.step_kernels();
         let head = profile::time(Phase::DenseAndLoss, || {
@@ -85,7 +94,32 @@ impl TrainForward {
                 })
                 .expect("the head's inputs are the model's own tensors")
         });
-        through_kernel(model, pass, head)
+        KernelBackward(Stage::AtKernel { pass, head })
+    }
+}
+
+/// A training step's backward as far as [`TrainForward::backward_to_kernel`]
+/// took it.
+pub struct KernelBackward(Stage);
+
+enum Stage {
+    /// libtorch's GRUs: autograd gave every gradient.
+    Done(Parameters<Gradient>),
+    /// Our kernels: the head's gradients, the kernel's backward to come.
+    AtKernel {
+        pass: KernelPass,
+        head: HeadGradients,
+    },
+}
+
+impl KernelBackward {
+    /// The gradient of the loss with respect to each parameter (see
+    /// [`TrainForward::backward`]).
+    pub fn finish(self, model: &SentimentModel) -> Parameters<Gradient> {
+        match self.0 {
+            Stage::Done(grads) => grads,
+            Stage::AtKernel { pass, head } => through_kernel(model, pass, head),
+        }
     }
 }
 

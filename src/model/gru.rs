@@ -75,16 +75,45 @@ impl GruLayer {
         weight.view([rows, 3, self.units]).permute([1, 0, 2])
     }
 
-    /// Draws this batch's masks as Keras does: with recurrent dropout, three
+    /// Draws this batch's masks (see [`MaskDrawer::draw`]).
+    pub fn draw_masks(&self, batch: i64, input_dim: i64, device: Device) -> GruMasks {
+        self.mask_drawer(input_dim, device).draw(batch)
+    }
+
+    /// What drawing masks takes, for inputs of `input_dim` on `device`.
+    pub fn mask_drawer(&self, input_dim: i64, device: Device) -> MaskDrawer {
+        MaskDrawer {
+            input_dim,
+            units: self.units,
+            dropout: self.dropout,
+            recurrent_dropout: self.recurrent_dropout,
+            device,
+        }
+    }
+}
+
+/// The shapes and rates of a layer's masks, without its weights: a copy
+/// that another thread can draw with.
+#[derive(Debug, Clone, Copy)]
+pub struct MaskDrawer {
+    input_dim: i64,
+    units: i64,
+    dropout: f64,
+    recurrent_dropout: f64,
+    device: Device,
+}
+
+impl MaskDrawer {
+    /// Draws a batch's masks as Keras does: with recurrent dropout, three
     /// independent input masks and three recurrent masks; without it, one
     /// input mask shared by all gates.
-    pub fn draw_masks(&self, batch: i64, input_dim: i64, device: Device) -> GruMasks {
+    pub fn draw(self, batch: i64) -> GruMasks {
         let gates = if self.recurrent_dropout > 0.0 { 3 } else { 1 };
         GruMasks {
             input: (self.dropout > 0.0)
-                .then(|| keep_mask(&[gates, batch, input_dim], self.dropout, device)),
+                .then(|| keep_mask(&[gates, batch, self.input_dim], self.dropout, self.device)),
             recurrent: (self.recurrent_dropout > 0.0)
-                .then(|| keep_mask(&[3, batch, self.units], self.recurrent_dropout, device)),
+                .then(|| keep_mask(&[3, batch, self.units], self.recurrent_dropout, self.device)),
         }
     }
 }

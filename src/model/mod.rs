@@ -32,11 +32,12 @@ use crate::device::{GruImpl, GruPlan};
 use crate::gru_cuda::StepKernels;
 use crate::profile::{self, Phase};
 use crate::settings::ModelConfig;
+pub use backward::KernelBackward;
 use cpu_kernel::{CpuKernel, KernelTape};
 use cuda_kernel::{CudaKernel, CudaTape};
 use embedding_gradient::EmbeddingGradient;
 pub use gradient::{Gradient, PositionGradients};
-pub use gru::{GruLayer, GruMasks};
+pub use gru::{GruLayer, GruMasks, MaskDrawer};
 pub use inference::Inference;
 pub use params::Parameters;
 
@@ -154,8 +155,21 @@ impl SentimentModel {
     /// libtorch's generator. Training draws them for every step, in order,
     /// so a resumed run can draw (and discard) those of the steps it skips.
     pub fn draw_masks(&self, batch: i64) -> GruMasks {
+        self.mask_drawer().draw(batch)
+    }
+
+    /// What [`SentimentModel::draw_masks`] takes, for another thread.
+    pub fn mask_drawer(&self) -> MaskDrawer {
         self.gru
-            .draw_masks(batch, self.config.embedding_dim as i64, self.device)
+            .mask_drawer(self.config.embedding_dim as i64, self.device)
+    }
+
+    /// Whether a training step draws the next step's masks on a second
+    /// thread while its own head's loss and gradients run: on the CPU
+    /// kernel with more than one thread, where that thread is otherwise
+    /// idle then (see `Fit`'s step).
+    pub fn draws_masks_beside_head(&self) -> bool {
+        self.gru_plan.train == GruImpl::CpuKernel && self.cpu_kernel.threads() > 1
     }
 
     /// Training-mode forward of a batch of ids `[B, T]` (int64) under this
