@@ -11,23 +11,25 @@
 //! many threads, with the same instruction set), since these machines are
 //! shared and a peak from another day says little.
 //!
-//! Best of 3 x 40 calls on the 2-core AMD EPYC (Zen 4) VM, AVX-512 kernels,
-//! 2 threads, quiet machine (no other builds; load from this bench only):
+//! Best of 40 calls on the 2-core AMD EPYC (Zen 5) VM, AVX-512 kernels,
+//! 2 threads, no other builds (the host is shared; `docs/cpu.md` has the
+//! same sitting's epoch):
 //!
-//! | call                                   | best     | GFLOP/s | reviews/s |
-//! |----------------------------------------|----------|---------|-----------|
-//! | train fwd+bwd B=32, per-gate masks     | 3.85 ms  | 184     |  8,300    |
-//! | train forward B=32 (taped)             | 1.31 ms  | 180     |           |
-//! | train backward B=32                    | 2.42 ms  | 195     |           |
-//! | train fwd+bwd B=8 (last batch)         | 1.02 ms  | 174     |           |
-//! | eval forward B=32, no masks            | 1.26 ms  | 187     | 25,400    |
-//! | eval forward B=1024, no masks          | 41.8 ms  | 181     | 24,500    |
-//! | projection_table V=10000               | 2.54 ms  | 194     |           |
-//! | eval forward_from_table B=32           | 0.545 ms | 144     | 58,800    |
-//! | eval forward_from_table B=1024         | 16.5 ms  | 153     | 62,200    |
+//! | call                                   | best     | GFLOP/s | share | reviews/s |
+//! |----------------------------------------|----------|---------|-------|-----------|
+//! | train fwd+bwd B=32, per-gate masks     | 1.72 ms  | 411     | 76%   |  18,600   |
+//! | train forward B=32 (taped)             | 0.638 ms | 370     | 69%   |           |
+//! | train backward B=32                    | 1.12 ms  | 423     | 78%   |           |
+//! | train fwd+bwd B=8 (last batch)         | 0.457 ms | 387     | 72%   |           |
+//! | eval forward B=32, no masks            | 0.572 ms | 412     | 76%   |  55,900   |
+//! | eval forward B=1024, no masks          | 20.5 ms  | 368     | 68%   |  49,900   |
+//! | projection_table V=10000               | 1.06 ms  | 465     | 86%   |           |
+//! | eval forward_from_table B=32           | 0.257 ms | 306     | 57%   | 124,600   |
+//! | eval forward_from_table B=1024         | 7.72 ms  | 326     | 60%   | 132,700   |
 //!
-//! The two cores peak at about 232 GFLOP/s (a register-only FMA loop: 116
-//! per core); one thread runs fwd+bwd B=32 in 8.6 ms.
+//! The two cores peaked at 539 GFLOP/s in the same run (a register-only FMA
+//! loop); with AVX2 forced, 264-268, and train fwd+bwd B=32 took 3.12 ms
+//! (85-86%).
 use gru_imdb::gru_cpu::{Engine, GruWeights, InputMasks, Masks, Sequences, Tape, TokenIds};
 use std::time::{Duration, Instant};
 

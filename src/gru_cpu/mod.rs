@@ -53,12 +53,12 @@
 //! split over threads), `kernels.rs` and `simd.rs` (the SIMD code).
 //!
 //! Threads: `threads` counts the calling thread; the others are persistent
-//! workers (see `crate::pool`) that sleep between calls. Give the layer all
-//! cores: on the 2-core target, 2. libtorch's OpenMP threads spin for a
-//! while after each of its parallel ops and would then compete with ours;
-//! at these tiny sizes libtorch gains little from threads, so
-//! `tch::set_num_threads(1)` (or `OMP_WAIT_POLICY=passive`) around this
-//! layer avoids the contention.
+//! workers (see `crate::pool`) that spin for up to 1 ms after a call, then
+//! sleep. Give the layer all cores: on the 2-core target, 2. libtorch's
+//! OpenMP threads spin for a while after each of its parallel ops and would
+//! then compete with ours; at these tiny sizes libtorch gains little from
+//! threads, so `tch::set_num_threads(1)` (or `OMP_WAIT_POLICY=passive`)
+//! around this layer avoids the contention.
 //!
 //! Results do not depend on the thread count: rows are independent in the
 //! recurrence, and parameter gradients are summed per fixed chunk of
