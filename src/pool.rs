@@ -99,20 +99,19 @@ fn pool() -> &'static Pool {
     })
 }
 
-/// Spins until `ready()` or for [`SPIN`], whichever is first; whether
-/// `ready()` was seen.
-fn spin_until(ready: impl Fn() -> bool) -> bool {
+/// Spins until `ready()` or for [`SPIN`], whichever is first.
+fn spin_until(ready: impl Fn() -> bool) {
     let start = Instant::now();
     loop {
         // Reading the clock costs more than a look at an atomic.
         for _ in 0..64 {
             if ready() {
-                return true;
+                return;
             }
             std::hint::spin_loop();
         }
         if start.elapsed() >= SPIN {
-            return false;
+            return;
         }
     }
 }
