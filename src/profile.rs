@@ -4,14 +4,14 @@
 //! changes. Off unless asked for: then a phase costs one relaxed atomic
 //! load.
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The phases of a training epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Dropout masks and the batch's rows (`index_select`). Masks that the
-    /// step before drew on a second thread beside its head are not in it;
-    /// that step's wait for them, if any, is in "other".
+    /// Dropout masks and the batch's rows (`index_select`). Of masks that
+    /// the step before drew on a second thread beside its head, only the
+    /// time the head did not hide.
     Batch,
     /// Embedding lookup of the batch's ids.
     Embedding,
@@ -88,6 +88,14 @@ pub fn time<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
     }
     NANOS[phase as usize].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     result
+}
+
+/// Adds `elapsed` to `phase` when profiling: for time that is not one
+/// closure's, such as a wait for work done on another thread.
+pub fn add(phase: Phase, elapsed: Duration) {
+    if ENABLED.load(Ordering::Relaxed) {
+        NANOS[phase as usize].fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 /// The phases' table for an epoch of `epoch_seconds`, and resets the sums;

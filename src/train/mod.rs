@@ -263,7 +263,11 @@ impl Fit<'_> {
         let (head, drawn) = match next_len {
             Some(len) if model.draws_masks_beside_head() => {
                 let drawer = model.mask_drawer();
-                let (head, masks) = pool::join(head, move || drawer.draw(len));
+                let started = Instant::now();
+                let timed_head = || (head(), started.elapsed());
+                let ((head, head_time), masks) = pool::join(timed_head, move || drawer.draw(len));
+                // What the head did not hide of the draws.
+                profile::add(Phase::Batch, started.elapsed().saturating_sub(head_time));
                 (head, Some(masks))
             }
             _ => (head(), None),
