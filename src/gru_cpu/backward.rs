@@ -367,9 +367,9 @@ impl<'a> BackwardPass<'a> {
         gemm(kern, h_b.transposed(), dr_z_r, du_z_r, epi(0));
         let du_h = MatrixMut::row_major(&mut du[2 * hp..], h, hp, g3);
         gemm(kern, h_b.transposed(), dr_h, du_h, epi(2));
-        let (rb_z_r, rb_h) = grads.recurrent_bias.split_at_mut(2 * hp);
-        sum_rows(kern, rb_z_r, dr_z_r);
-        sum_rows(kern, rb_h, dr_h);
+        // The recurrent bias's z and r columns are the bias's sums, which
+        // `sum_chunks` copies: only its h columns are summed here.
+        sum_rows(kern, &mut grads.recurrent_bias[2 * hp..], dr_h);
     }
 
     /// Sample `b`'s input gradient `dx_b [T, D]`, through a padded scratch
@@ -461,6 +461,8 @@ impl<'a> BackwardPass<'a> {
             sum_rows(self.kernels, total, others);
         });
         let total = self.layout.split(total);
+        // dR's z and r blocks are dA's, so the two biases share those sums.
+        total.recurrent_bias[..2 * hp].copy_from_slice(&total.bias[..2 * hp]);
         grads.d_kernel.resize(d * 3 * h, 0.0);
         grads.d_bias.resize(3 * h, 0.0);
         grads.d_recurrent_kernel.resize(h * 3 * h, 0.0);
