@@ -7,7 +7,7 @@
 use super::forward::Record;
 use super::kernels::{Kernels, RawBwdStep};
 use super::matrix::{copy_rows, extent, gemm, gemm_joined, sum_rows, Epilogue, Matrix, MatrixMut};
-use super::packed::{padded, Packed};
+use super::packed::padded;
 use super::partition::split_rows;
 use super::{Engine, Gradients, GruWeights, InputMasks, Tape, CHUNK};
 use crate::pool::run_parallel;
@@ -197,7 +197,10 @@ impl<'a> BackwardPass<'a> {
         record: &'a Record,
         d_h_last: &'a [f32],
     ) -> Self {
-        let packed = Packed::new(w);
+        let packed = record
+            .packed
+            .as_ref()
+            .expect("a filled tape holds the weights its forward pass ran with");
         let (d, hp) = (w.input_dim, packed.hp);
         let dp = padded(d);
         BackwardPass {

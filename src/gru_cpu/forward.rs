@@ -40,6 +40,8 @@ pub(super) struct Record {
     pub(super) hs: Vec<f32>,
     /// `[B, T, 4, Hp]`: z, r, hh and the recurrent h-gate product rh.
     pub(super) gates: Vec<f32>,
+    /// The weights the forward pass ran with, padded.
+    pub(super) packed: Option<Packed>,
 }
 
 impl Record {
@@ -90,7 +92,11 @@ pub(super) fn forward(
     let mut out = vec![0.0; x.batch * w.units];
     let ranges = engine.split(x.batch);
     match tape {
-        Some(tape) => pass.run_taped(tape, ranges, &mut out),
+        Some(tape) => {
+            pass.run_taped(tape, ranges, &mut out);
+            // The backward pass takes the same padded weights.
+            tape.record.packed = Some(pass.packed);
+        }
         None => pass.run_untaped(ranges, &mut out),
     }
     out

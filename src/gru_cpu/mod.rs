@@ -232,12 +232,14 @@ impl Engine {
     }
 
     /// Backward pass through time for the batch that the last
-    /// [`Engine::forward`] with this `tape` computed: `x` must be that
-    /// call's input `[B, T, D]` (it is not copied into the tape), `d_h_last
-    /// [B, H]` the gradient of the loss with respect to its output. Writes
-    /// the gradient of the inputs into `d_x [B, T, D]` (the caller's, so
-    /// that it can go on as a tensor without a copy) and returns the
-    /// parameters' gradients, borrowed from the tape until its next use.
+    /// [`Engine::forward`] with this `tape` computed, at the weights that
+    /// call ran with (the tape keeps them; `w` gives the shapes): `x` must
+    /// be that call's input `[B, T, D]` (it is not copied into the tape),
+    /// `d_h_last [B, H]` the gradient of the loss with respect to its
+    /// output. Writes the gradient of the inputs into `d_x [B, T, D]` (the
+    /// caller's, so that it can go on as a tensor without a copy) and
+    /// returns the parameters' gradients, borrowed from the tape until its
+    /// next use.
     pub fn backward<'t>(
         &self,
         w: &GruWeights,
