@@ -34,8 +34,9 @@ pub(super) struct Record {
     input_masks: Vec<f32>,
     /// `[3, B, Hp]`, zero-padded; empty without recurrent masks.
     pub(super) recurrent_masks: Vec<f32>,
-    /// `[B, T, 3Hp]` input projections (forward scratch).
-    xp: Vec<f32>,
+    /// `[B, T, 3Hp]` input projections (forward scratch; the backward
+    /// pass reuses the buffer).
+    pub(super) xp: Vec<f32>,
     /// `[B, T+1, Hp]` states, `h_0 = 0` first.
     pub(super) hs: Vec<f32>,
     /// `[B, T, 4, Hp]`: z, r, hh and the recurrent h-gate product rh.
