@@ -194,12 +194,20 @@ pub(super) struct RowGroups {
     /// Per table row: its count, then where its next position goes; 0
     /// for rows outside the batch between calls.
     slot: Vec<u32>,
+    /// The ids grouped last, so that grouping them again is free.
+    ids: Vec<i64>,
 }
 
 impl RowGroups {
     /// Groups `ids`, each below `rows` (panics otherwise: the lookup of
-    /// the same ids already read those rows).
-    fn group(&mut self, ids: &[i64], rows: usize) {
+    /// the same ids already read those rows); nothing to do if they are
+    /// the ids grouped last.
+    pub(super) fn group(&mut self, ids: &[i64], rows: usize) {
+        if self.ids == ids && self.slot.len() == rows {
+            return;
+        }
+        self.ids.clear();
+        self.ids.extend_from_slice(ids);
         self.slot.resize(rows, 0);
         for &r in &self.rows {
             self.slot[r as usize] = 0;

@@ -243,7 +243,10 @@ impl Fit<'_> {
         });
         let forward = model.forward_train(&x, &masks);
         let steps = self.steps();
+        let next_len = (step + 1 < steps).then(|| self.batch_len(step + 1));
+        let optimizer = &mut self.optimizer;
         let head = || -> Result<KernelBackward> {
+            profile::time(Phase::Adam, || optimizer.group_rows_ahead(&x));
             if forward.fuses_head() {
                 return Ok(forward.fused_head_to_kernel(model, &y, totals));
             }
@@ -259,7 +262,6 @@ impl Fit<'_> {
             totals.add(&forward.logits, &y, &loss);
             Ok(forward.backward_to_kernel(model, &loss))
         };
-        let next_len = (step + 1 < steps).then(|| self.batch_len(step + 1));
         let (head, drawn) = match next_len {
             Some(len) if model.draws_masks_beside_head() => {
                 let drawer = model.mask_drawer();
