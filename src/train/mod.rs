@@ -247,7 +247,9 @@ impl Fit<'_> {
         let next_len = (step + 1 < steps).then(|| self.batch_len(step + 1));
         let optimizer = &mut self.optimizer;
         let head = || -> Result<KernelBackward> {
-            profile::time(Phase::Adam, || optimizer.group_rows_ahead(&x));
+            if forward.embedding_gradient_by_position() {
+                profile::time(Phase::Adam, || optimizer.group_rows_ahead(&x));
+            }
             if forward.fuses_head() {
                 return Ok(forward.fused_head_to_kernel(model, &y, totals));
             }
