@@ -122,6 +122,42 @@ fn shared_input_mask_is_the_same_in_op_by_op_and_fused() {
 }
 
 #[test]
+fn cpu_masks_are_libtorchs_bernoulli_draws_and_leave_the_generator_alike() {
+    let _rng = lock_rng();
+    let cpu = (Kind::Float, Device::Cpu);
+    for (dropout, recurrent_dropout) in [(0.2, 0.2), (0.5, 0.1), (0.25, 0.7)] {
+        let (_vs, model) =
+            small_model(small_config(dropout, recurrent_dropout), GruImpl::OpByOp, 1);
+        tch::manual_seed(7);
+        let drawn: Vec<GruMasks> = (0..3)
+            .map(|_| model.gru.draw_masks(B, D, Device::Cpu))
+            .collect();
+        let next = Tensor::rand([8], cpu);
+        // What the masks were drawn as before: libtorch's bernoulli on a
+        // tensor of probabilities, input masks first.
+        tch::manual_seed(7);
+        let bernoulli =
+            |shape: [i64; 3], p: f64| Tensor::full(shape, 1.0 - p, cpu).bernoulli() / (1.0 - p);
+        for masks in &drawn {
+            let input = bernoulli([3, B, D], dropout);
+            let recurrent = bernoulli([3, B, 4], recurrent_dropout);
+            assert!(
+                masks.input.as_ref().unwrap().equal(&input),
+                "{dropout}: input masks"
+            );
+            assert!(
+                masks.recurrent.as_ref().unwrap().equal(&recurrent),
+                "{recurrent_dropout}: recurrent masks"
+            );
+        }
+        assert!(
+            next.equal(&Tensor::rand([8], cpu)),
+            "the generator moved apart"
+        );
+    }
+}
+
+#[test]
 fn masks_are_drawn_per_gate_per_sample_and_scaled() {
     let _rng = lock_rng();
     let (_vs, model) = small_model(small_config(0.25, 0.5), GruImpl::OpByOp, 5);
