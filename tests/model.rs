@@ -1,7 +1,7 @@
 //! The GRU implementations compute one function, with Keras's dropout.
 use gru_imdb::device::{GruImpl, GruPlan};
 use gru_imdb::evaluation::{evaluate, loss_with_logits, SplitTensors, Totals};
-use gru_imdb::model::{GruLayer, GruMasks, SentimentModel};
+use gru_imdb::model::{GruLayer, GruMasks, Parameters, SentimentModel};
 use gru_imdb::settings::ModelConfig;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -230,6 +230,33 @@ fn op_by_op_applies_three_input_and_three_recurrent_masks_and_carries_unmasked_s
     let ours = tch::no_grad(|| model.gru.forward_op_by_op(&x, &masks));
     let reference = tch::no_grad(|| reference_step(&model.gru, &x, &masks));
     assert_close(&[ours], &[reference], 1e-6);
+}
+
+#[test]
+fn the_binary_heads_gradients_by_hand_have_the_bits_of_autograd() {
+    let _rng = lock_rng();
+    let (_vs, model) = small_model(small_config(0.2, 0.2), GruImpl::CpuKernel, 11);
+    let cpu = (Kind::Float, Device::Cpu);
+    for batch in [5, 8, 1, 32] {
+        let ids = Tensor::randint(50, [batch, T], (Kind::Int64, Device::Cpu));
+        let labels = Tensor::randint(2, [batch], cpu);
+        let masks = model.draw_masks(batch);
+        let gradients = |by_hand: bool| {
+            let forward = model.forward_train(&ids, &masks);
+            assert_eq!(forward.logits.dim(), 1, "one sigmoid unit");
+            let loss = loss_with_logits(&forward.logits, &labels);
+            let backward = match by_hand {
+                true => forward.backward_to_kernel_for_labels(&model, &loss, &labels),
+                false => forward.backward_to_kernel(&model, &loss),
+            };
+            backward.finish(&model).to_dense(&model.parameters())
+        };
+        let (by_hand, autograd) = (gradients(true), gradients(false));
+        let names = Parameters::<Tensor>::NAMES;
+        for ((a, b), name) in by_hand.iter().zip(autograd.iter()).zip(names) {
+            assert!(a.equal(b), "batch {batch}: {name}");
+        }
+    }
 }
 
 /// Logits and every parameter's gradient after one training step's

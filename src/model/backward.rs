@@ -53,6 +53,35 @@ impl TrainForward {
         KernelBackward(Stage::AtKernel { pass, head })
     }
 
+    /// [`TrainForward::backward_to_kernel`] where `loss` is the batch's
+    /// mean binary cross-entropy of these logits against `labels`
+    /// ([`crate::evaluation::loss_with_logits`]). On the CPU kernel's path
+    /// with one sigmoid unit the head's gradients come from the ops that
+    /// autograd's backward runs, called directly (`head_by_hand`): the
+    /// same ops on the same tensors, so the same bits (`tests/model.rs`
+    /// checks), without autograd's engine, which took 45-65 us of a
+    /// training step on the 2-core Zen 5. Elsewhere autograd.
+    pub fn backward_to_kernel_for_labels(
+        self,
+        model: &SentimentModel,
+        loss: &Tensor,
+        labels: &Tensor,
+    ) -> KernelBackward {
+        match self.kernel_pass {
+            Some(pass) if matches!(pass.tape, Tape::Cpu(_)) && self.logits.dim() == 1 => {
+                let head = profile::time(Phase::DenseAndLoss, || {
+                    head_by_hand(model, &self.logits, labels, &pass.h_last)
+                });
+                KernelBackward(Stage::AtKernel { pass, head })
+            }
+            kernel_pass => TrainForward {
+                kernel_pass,
+                ..self
+            }
+            .backward_to_kernel(model, loss),
+        }
+    }
+
     /// Whether the embedding's gradient will come by position
     /// ([`Gradient::ByPosition`]): on the CPU kernel's path.
     pub fn embedding_gradient_by_position(&self) -> bool {
@@ -102,6 +131,29 @@ impl TrainForward {
         });
         KernelBackward(Stage::AtKernel { pass, head })
     }
+}
+
+/// The gradients of the mean binary cross-entropy of `logits [B]` against
+/// `labels` with respect to the dense head's parameters and the last GRU
+/// state, as autograd's backward computes them from `loss_with_logits`
+/// and `SentimentModel::dense`: `binary_cross_entropy_with_logits`'s
+/// backward, `(sigmoid(x) - y) * 1` then divided by B; `squeeze`'s,
+/// `unsqueeze`; the bias's broadcast, `sum_to_size`; `mm`'s, `h^T g` and
+/// `g U^T` (for a row-major `h`, as the kernel's is).
+fn head_by_hand(
+    model: &SentimentModel,
+    logits: &Tensor,
+    labels: &Tensor,
+    h_last: &Tensor,
+) -> HeadGradients {
+    tch::no_grad(|| {
+        let d_out = ((logits.sigmoid() - labels) / logits.size()[0]).unsqueeze(-1);
+        HeadGradients {
+            d_dense_kernel: h_last.tr().mm(&d_out),
+            d_dense_bias: d_out.sum_to_size(model.dense_bias.size()),
+            d_h_last: d_out.mm(&model.dense_kernel.tr()),
+        }
+    })
 }
 
 /// A training step's backward as far as [`TrainForward::backward_to_kernel`]

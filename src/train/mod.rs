@@ -264,7 +264,7 @@ impl Fit<'_> {
                 check_loss(loss.double_value(&[]), "at", epoch, step + 1, steps)?;
             }
             totals.add(&forward.logits, &y, &loss);
-            Ok(forward.backward_to_kernel(model, &loss))
+            Ok(forward.backward_to_kernel_for_labels(model, &loss, &y))
         };
         let (head, drawn) = match next_len {
             Some(len) if model.draws_masks_beside_head() => {
