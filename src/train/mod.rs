@@ -220,10 +220,10 @@ impl Fit<'_> {
     /// step's if it drew them itself, on a second thread while its own
     /// head's loss and gradients run on this one (the next draws from
     /// libtorch's generator either way, so the numbers are the same).
-    /// Measured on the 2-core Zen 5 VM: the head takes about 0.07 ms a
+    /// Measured on the 2-core Zen 5 VM: the head takes about 0.04 ms a
     /// step, the draws 0.06 ms, and the kernel's threads are idle during
     /// both; this thread also groups the batch's rows for Adam there (0.02
-    /// ms), which the worker was slower to take over after the draws.
+    /// ms).
     fn train_step(
         &mut self,
         order: &Tensor,
