@@ -139,7 +139,8 @@ impl TrainForward {
 /// and `SentimentModel::dense`: `binary_cross_entropy_with_logits`'s
 /// backward, `(sigmoid(x) - y) * 1` then divided by B; `squeeze`'s,
 /// `unsqueeze`; the bias's broadcast, `sum_to_size`; `mm`'s, `h^T g` and
-/// `g U^T` (for a row-major `h`, as the kernel's is).
+/// `g K^T` for the dense kernel K (for a row-major `h`, as the kernel's
+/// is: a column-major one would take another product order).
 fn head_by_hand(
     model: &SentimentModel,
     logits: &Tensor,
