@@ -6,30 +6,30 @@
 //! looked up has a zero gradient, yet its moments decay and it moves. So
 //! this is still one pass over the whole table, cut into one contiguous
 //! share of rows per thread of about equal work (`RowGroups::work_before`),
-//! but it reads no gradient tensor: a run of rows
-//! outside the batch takes the update with the constant 0, and a row of the
-//! batch first sums its positions' gradients in batch order into one row
-//! buffer (the order of libtorch's lookup backward and of the buffer this
-//! replaced). The bits are those of the dense update of the summed
-//! gradient.
+//! but it reads no gradient tensor: a run of rows outside the batch takes
+//! the update with the constant 0, and a row of the batch first sums its
+//! positions' gradients in batch order into one row buffer (the order of
+//! libtorch's lookup backward and of the buffer this replaced). The bits
+//! are those of the dense update of the summed gradient.
 //!
 //! Measured on the 2-core EPYC (Zen 5, AVX-512), one sitting, a 1-epoch
 //! run on the real reviews: the summing into a dense buffer (one thread,
 //! 0.13 s an epoch) and the dense pass that read it (0.32-0.36 s) became
 //! this pass, 0.25-0.26 s; `cargo bench --bench adam`, another sitting,
-//! 0.21 ms a step against 0.30 ms for the dense pass alone. Deferring the zero-gradient
-//! rows' steps until a row is looked up again was tried and was slower
-//! (0.30-0.40 s an epoch): the pass is bound by the square root and the
-//! division of every element at every step (about 14 cycles per 16 floats
-//! here), which deferring keeps, and it loses the streaming order.
+//! 0.21 ms a step against 0.30 ms for the dense pass alone.
 //!
-//! In training the pass waits on memory more than on the divider. The
-//! table, its moments (15 MB) and a training step's working set (about
-//! 12 MB at batch 32) share a 32 MB last-level cache with the host's other
-//! tenants. Timed inside the pass on the 2-core Zen 5: a row outside the
-//! batch took 100-120 cycles at batch 32, 70-80 at batch 16, and about 40
-//! with the table in cache. So the kernel keeps its working set small
-//! (`gru_cpu`'s backward puts dA in the buffer of the input projections).
+//! In training the pass waits on memory more than on its arithmetic (a
+//! square root and a division per element per step, about 40 cycles a
+//! row with the table in cache). The table, its moments (15 MB) and a
+//! training step's working set (about 12 MB at batch 32) share a 32 MB
+//! last-level cache with the host's other tenants. Timed inside the pass
+//! on the 2-core Zen 5: a row outside the batch took 100-120 cycles at
+//! batch 32 and 70-80 at batch 16. So the kernel keeps its working set
+//! small (`gru_cpu`'s backward puts dA in the buffer of the input
+//! projections). Deferring the zero-gradient rows' steps until a row is
+//! looked up again was tried and was slower (0.30-0.40 s an epoch): it
+//! keeps every step's arithmetic and trades the streaming order for rows
+//! scattered over the table.
 use crate::gru_cuda::AdamConstants;
 use crate::pool::run_parallel;
 
