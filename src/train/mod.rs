@@ -229,7 +229,7 @@ impl Fit<'_> {
     /// from libtorch's generator either way, so the numbers are the same).
     /// Measured on the 2-core Zen 5 VM: the head takes about 0.04 ms a
     /// step, the draws 0.06 ms, and the kernel's threads are idle during
-    /// both; this thread also groups the batch's rows for Adam there (0.02
+    /// both; this thread also groups the batch's rows for Adam there (0.01
     /// ms). Picking the token ids there too took the batch phase from
     /// 0.021-0.024 s to 0.013-0.015 s an epoch.
     fn train_step(
