@@ -7,11 +7,18 @@ Measures, on the real reviews (an aclImdb archive given by --archive):
   - evaluation throughput over the 25,000 test reviews at batch 32 and 1024;
   - the whole `--epochs 5` run, process start to exit, archive downloaded but
     not yet prepared: wall seconds, peak memory and final test accuracy;
+  - with --kernel-bench, the epoch against the kernel's own time for its
+    work (issue 12's target: at most 1.2x), the kernel bench and the epoch
+    taken in turns, best of each, as the host's noise moves both;
 and runs ../shared/bench/torch_reference.py (variants `fused` and
 `keras-exact`, and its throughput mode) on the same arrays right after, so
 every figure is given as a ratio to PyTorch measured in the same sitting.
 
     python3 benches/compare.py --archive ../shared/data/aclImdb_labeled.tar.gz
+
+--kernel-bench takes the executable of `cargo bench --bench gru_cpu`, which
+`cargo bench --bench gru_cpu --no-run` builds and names; build it before
+`make build`, as building it relinks target/release/gru-imdb.
 
 Needs a release build (`make build`) and the project's .venv (torch from
 scripts/setup-libtorch; numpy is installed into it when missing). Prints a
@@ -59,6 +66,48 @@ def timed(cmd):
     return wall, rss_kb / 1024, proc.stdout
 
 
+def kernel_bench(binary):
+    """Best ms of the kernel's training forward and backward and of its
+    evaluation from the projection table, at batch 32, with the share of
+    the FMA peak that the bench measured for the first."""
+    env = dict(os.environ, GRU_BENCH_ONLY="B=32")
+    out = subprocess.run([binary, "--bench"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+
+    def best(row):
+        m = re.search(re.escape(row) + r".*?best\s+([0-9.]+) ms.*?(\d+)% of peak", out)
+        if not m:
+            sys.exit(f"the kernel bench printed no row {row!r}:\n{out}")
+        return float(m.group(1)), int(m.group(2))
+
+    train_ms, share = best("train fwd+bwd B=32")
+    table_ms, _ = best("eval forward_from_table B=32")
+    return {"train_ms": train_ms, "train_share_of_peak": share, "table_ms": table_ms}
+
+
+def kernel_ratio(binary, rounds, epoch_cmd):
+    """The epoch's seconds against the kernel's own time for the same work
+    (every training step's forward and backward and every validation
+    batch, at the bench's best), `rounds` times in turns, best of each."""
+    benches, epochs, steps = [], [], None
+    for _ in range(rounds):
+        benches.append(kernel_bench(binary))
+        run_dir = epoch_cmd[-1]
+        shutil.rmtree(run_dir, ignore_errors=True)
+        _, _, out = timed(epoch_cmd)
+        epochs.append(history(run_dir)[0]["seconds"])
+        # "782/782 - ..." in the epoch's line: the training steps. The
+        # validation set (the test half, 25,000 reviews like the training
+        # half) takes as many batches at the default validation batch size.
+        steps = int(re.search(r"(\d+)/\1 - ", out).group(1))
+    train_ms = min(b["train_ms"] for b in benches)
+    table_ms = min(b["table_ms"] for b in benches)
+    kernel_s = steps * (train_ms + table_ms) / 1000
+    return {"steps": steps, "kernel_benches": benches, "epoch_seconds": epochs,
+            "kernel_s": kernel_s, "epoch_s": min(epochs), "ratio": min(epochs) / kernel_s,
+            "best_share_of_peak": max(b["train_share_of_peak"] for b in benches)}
+
+
 def history(run_dir):
     import csv
     with open(run_dir / "history.csv") as f:
@@ -73,6 +122,10 @@ def main():
     ap.add_argument("--out", default=None, help="JSON file [default: <work>/compare.json]")
     ap.add_argument("--skip-reference", action="store_true", help="measure gru-imdb only")
     ap.add_argument("--skip-full-run", action="store_true", help="skip the 5-epoch run")
+    ap.add_argument("--kernel-bench", default=None,
+                    help="the gru_cpu bench executable, for the epoch against the kernel's time")
+    ap.add_argument("--ratio-rounds", type=int, default=3,
+                    help="kernel benches and epochs taken in turns [default: 3]")
     args = ap.parse_args()
 
     if not BIN.exists():
@@ -110,6 +163,11 @@ def main():
         ours[name] = {"epoch_s": row["seconds"], "val_accuracy": row["val_accuracy"],
                       "process_wall_s": wall, "peak_rss_mib": rss}
     figures["ours"] = ours
+
+    if args.kernel_bench:
+        epoch_cmd = [BIN, "--epochs", "1", "--seed", "1", "--verbose", "2"] + data
+        epoch_cmd += ["--run-dir", work / "ours-kernel-ratio"]
+        figures["kernel_ratio"] = kernel_ratio(args.kernel_bench, args.ratio_rounds, epoch_cmd)
 
     # Evaluation throughput of the trained default model.
     tp_json = work / "ours-throughput.json"
@@ -161,6 +219,11 @@ def main():
         print(f"{'whole --epochs 5 run, s':<34} {fr['wall_s']:10.1f} {'':>10} {'':>7}  < 50 s")
         print(f"{'peak memory of that run, MiB':<34} {fr['peak_rss_mib']:10.0f} {'':>10} {'':>7}  < 500 MiB")
         print(f"{'test accuracy after 5 epochs':<34} {fr['test_accuracy']:10.4f} {'':>10} {'':>7}  0.83 to 0.86")
+    if "kernel_ratio" in figures:
+        kr = figures["kernel_ratio"]
+        print(f"{'epoch / kernel time for its work':<34} {kr['ratio']:9.2f}x {'':>10} {'':>7}  <= 1.2x"
+              f"  ({kr['epoch_s']:.3f} s / {kr['kernel_s']:.3f} s)")
+        print(f"{'kernel fwd+bwd B=32, % of FMA peak':<34} {kr['best_share_of_peak']:10d} {'':>10} {'':>7}  >= 80")
     out = Path(args.out) if args.out else work / "compare.json"
     out.write_text(json.dumps(figures, indent=1))
     print(f"\nfigures written to {out}")
