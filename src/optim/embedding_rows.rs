@@ -27,9 +27,11 @@
 //! batch 32 and 70-80 at batch 16. So the kernel keeps its working set
 //! small (`gru_cpu`'s backward puts dA in the buffer of the input
 //! projections). Deferring the zero-gradient rows' steps until a row is
-//! looked up again was tried and was slower (0.30-0.40 s an epoch): it
-//! keeps every step's arithmetic and trades the streaming order for rows
-//! scattered over the table.
+//! looked up again was tried three times, the last with the next batch's
+//! ids and at most 3 steps' wait, and was never faster (0.30-0.40 s an
+//! epoch the first time, 0.20-0.22 against 0.17-0.22 s the last): it keeps
+//! every step's arithmetic and trades the streaming order for rows
+//! scattered over the table (`docs/cpu.md`).
 use crate::gru_cuda::AdamConstants;
 use crate::pool::run_parallel;
 
