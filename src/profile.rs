@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 /// The phases of a training epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Dropout masks and the batch's rows (`index_select`). Of masks that
+    /// Dropout masks and the batch's rows (`index_select`), including the
+    /// next batch's rows, which a step picks during its head. Of masks that
     /// the step before drew on a second thread beside its head, only the
     /// time the head did not hide.
     Batch,
@@ -86,7 +87,7 @@ pub fn time<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
     if gpu >= 0 {
         tch::Cuda::synchronize(gpu);
     }
-    NANOS[phase as usize].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    add(phase, started.elapsed());
     result
 }
 
