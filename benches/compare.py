@@ -71,8 +71,10 @@ def kernel_bench(binary):
     evaluation from the projection table, at batch 32, with the share of
     the FMA peak that the bench measured for the first."""
     env = dict(os.environ, GRU_BENCH_ONLY="B=32")
-    out = subprocess.run([binary, "--bench"], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    proc = subprocess.run([binary, "--bench"], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"--kernel-bench {binary} failed:\n{proc.stdout}\n{proc.stderr}")
+    out = proc.stdout
 
     def best(row):
         m = re.search(re.escape(row) + r".*?best\s+([0-9.]+) ms.*?(\d+)% of peak", out)
@@ -130,6 +132,9 @@ def main():
 
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: run `make build` first")
+    if args.kernel_bench and not os.access(args.kernel_bench, os.X_OK):
+        sys.exit(f"--kernel-bench {args.kernel_bench} is not an executable: "
+                 "`cargo bench --bench gru_cpu --no-run` names it (then `make build`)")
     archive = Path(args.archive).resolve()
     digest = sha256(archive)
     work = Path(args.work).resolve()
