@@ -1,4 +1,5 @@
-//! Makes the binaries find libtorch at run time.
+//! Makes the binaries find libtorch at run time, and builds the C++ shim
+//! that draws from libtorch's CPU generator (`src/cpu_generator.rs`).
 //!
 //! torch-sys (links = "tch") exports its libtorch lib folder as
 //! `DEP_TCH_LIBTORCH_LIB`. We bake it into the rpath so no
@@ -13,6 +14,7 @@ fn main() {
     if let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
         let lib = std::path::Path::new(&lib);
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+        compile_generator_shim(&lib.join("../include"));
         // The torch wheel's version, for the results a run records.
         let version_py = lib.join("../version.py");
         println!("cargo:rerun-if-changed={}", version_py.display());
@@ -28,4 +30,21 @@ fn main() {
     } else {
         println!("cargo:rustc-env=GRU_IMDB_LIBTORCH_VERSION=unknown");
     }
+}
+
+/// `src/cpu_generator.cpp`, with the flags torch-sys builds its own C++
+/// with (C++17, libtorch's C++ ABI).
+fn compile_generator_shim(include: &std::path::Path) {
+    println!("cargo:rerun-if-changed=src/cpu_generator.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let cxx11_abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(include)
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={cxx11_abi}"))
+        .file("src/cpu_generator.cpp")
+        .compile("gru_imdb_cpu_generator");
 }

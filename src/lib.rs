@@ -11,6 +11,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod commands;
+mod cpu_generator;
 pub mod cuda;
 pub mod data;
 pub mod device;

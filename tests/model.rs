@@ -125,35 +125,39 @@ fn shared_input_mask_is_the_same_in_op_by_op_and_fused() {
 fn cpu_masks_are_libtorchs_bernoulli_draws_and_leave_the_generator_alike() {
     let _rng = lock_rng();
     let cpu = (Kind::Float, Device::Cpu);
-    for (dropout, recurrent_dropout) in [(0.2, 0.2), (0.5, 0.1), (0.25, 0.7)] {
-        let (_vs, model) =
-            small_model(small_config(dropout, recurrent_dropout), GruImpl::OpByOp, 1);
-        tch::manual_seed(7);
-        let drawn: Vec<GruMasks> = (0..3)
-            .map(|_| model.gru.draw_masks(B, D, Device::Cpu))
-            .collect();
-        let next = Tensor::rand([8], cpu);
-        // What the masks were drawn as before: libtorch's bernoulli on a
-        // tensor of probabilities, input masks first.
-        tch::manual_seed(7);
-        let bernoulli =
-            |shape: [i64; 3], p: f64| Tensor::full(shape, 1.0 - p, cpu).bernoulli() / (1.0 - p);
-        for masks in &drawn {
-            let input = bernoulli([3, B, D], dropout);
-            let recurrent = bernoulli([3, B, 4], recurrent_dropout);
+    // 333 samples draw 9,990 numbers a step: the generator regenerates
+    // its state (every 624 draws) many times, inside and between masks.
+    for batch in [B, 333] {
+        for (dropout, recurrent_dropout) in [(0.2, 0.2), (0.5, 0.1), (0.25, 0.7)] {
+            let (_vs, model) =
+                small_model(small_config(dropout, recurrent_dropout), GruImpl::OpByOp, 1);
+            tch::manual_seed(7);
+            let drawn: Vec<GruMasks> = (0..3)
+                .map(|_| model.gru.draw_masks(batch, D, Device::Cpu))
+                .collect();
+            let next = Tensor::rand([8], cpu);
+            // What the masks were drawn as at first: libtorch's bernoulli
+            // on a tensor of probabilities, input masks first.
+            tch::manual_seed(7);
+            let bernoulli =
+                |shape: [i64; 3], p: f64| Tensor::full(shape, 1.0 - p, cpu).bernoulli() / (1.0 - p);
+            for masks in &drawn {
+                let input = bernoulli([3, batch, D], dropout);
+                let recurrent = bernoulli([3, batch, 4], recurrent_dropout);
+                assert!(
+                    masks.input.as_ref().unwrap().equal(&input),
+                    "{batch}, {dropout}: input masks"
+                );
+                assert!(
+                    masks.recurrent.as_ref().unwrap().equal(&recurrent),
+                    "{batch}, {recurrent_dropout}: recurrent masks"
+                );
+            }
             assert!(
-                masks.input.as_ref().unwrap().equal(&input),
-                "{dropout}: input masks"
-            );
-            assert!(
-                masks.recurrent.as_ref().unwrap().equal(&recurrent),
-                "{recurrent_dropout}: recurrent masks"
+                next.equal(&Tensor::rand([8], cpu)),
+                "{batch}: the generator moved apart"
             );
         }
-        assert!(
-            next.equal(&Tensor::rand([8], cpu)),
-            "the generator moved apart"
-        );
     }
 }
 
