@@ -82,12 +82,6 @@ impl TrainForward {
         }
     }
 
-    /// Whether the embedding's gradient will come by position
-    /// ([`Gradient::ByPosition`]): on the CPU kernel's path.
-    pub fn embedding_gradient_by_position(&self) -> bool {
-        matches!(&self.kernel_pass, Some(pass) if matches!(pass.tape, Tape::Cpu(_)))
-    }
-
     /// Whether [`TrainForward::fused_head_to_kernel`] can run: on the
     /// CUDA kernel's path with one sigmoid unit.
     pub fn fuses_head(&self) -> bool {

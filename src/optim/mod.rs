@@ -131,10 +131,9 @@ impl Adam {
     /// Prepares the coming [`Adam::step`] of a CPU embedding whose
     /// gradient comes by position: groups the positions of `ids` (the
     /// batch's token ids) by row, which the step then skips if its
-    /// gradient's ids are the same. Training calls it on the calling
-    /// thread beside the next batch's mask draws: 9-10 us a step that
-    /// Adam no longer spends on one thread while the other waits (2-core
-    /// Zen 5).
+    /// gradient's ids are the same. Training calls it on a second thread
+    /// beside the step's head: 10-20 us a step that Adam no longer spends
+    /// on one thread while the other waits (2-core Zen 5).
     pub fn group_rows_ahead(&mut self, ids: &Tensor) {
         let param = &self.slots.embeddings.param;
         if param.device() != Device::Cpu || param.kind() != Kind::Float || param.dim() != 2 {

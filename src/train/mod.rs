@@ -7,6 +7,7 @@
 //! numbers the uninterrupted run would have used.
 mod callbacks;
 pub mod interrupt;
+mod next_batch;
 mod steps;
 
 use std::time::Instant;
@@ -16,13 +17,14 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::evaluation::{evaluate, loss_with_logits, RunningTotals, SplitTensors, Totals};
-use crate::model::{GruMasks, KernelBackward, SentimentModel};
+use crate::model::{KernelBackward, SentimentModel};
 use crate::optim::Adam;
 use crate::pool;
 use crate::profile::{self, Phase};
 use crate::progress::{EpochProgress, Verbosity};
 use crate::settings::TrainConfig;
 pub use callbacks::{BestEpoch, CallbackState, EpochDecision};
+use next_batch::{Ahead, NextBatch};
 use steps::{check_loss, PendingSteps};
 pub use steps::{StepInterval, StepRecord};
 
@@ -222,16 +224,13 @@ impl Fit<'_> {
 
     /// Step `step` (from 0) of epoch `epoch` (from 0): its batch, forward,
     /// backward and update, its loss and hits added to `totals`. What the
-    /// previous step prepared of it is in `ahead`; it returns what it
-    /// prepared of the next step: the next batch's token ids, picked on
-    /// this thread during its own head's loss and gradients, and the next
-    /// step's masks, drawn meanwhile on a second thread (the next draws
-    /// from libtorch's generator either way, so the numbers are the same).
-    /// Measured on the 2-core Zen 5 VM: the head takes about 0.04 ms a
-    /// step, the draws 0.06 ms, and the kernel's threads are idle during
-    /// both; this thread also groups the batch's rows for Adam there (0.01
-    /// ms). Picking the token ids there too took the batch phase from
-    /// 0.021-0.024 s to 0.013-0.015 s an epoch.
+    /// previous step prepared of it is in `ahead`. Where the masks are
+    /// drawn beside the head (the CPU kernel on two threads or more), a
+    /// second thread groups this batch's rows for Adam and prepares the
+    /// next step ([`NextBatch::pick`]) while this one computes the head's
+    /// loss and gradients, and the step returns what it prepared. The
+    /// kernel's threads are idle during the head, and the next draws come
+    /// from libtorch's generator either way, so the numbers are the same.
     fn train_step(
         &mut self,
         order: &Tensor,
@@ -244,29 +243,23 @@ impl Fit<'_> {
         let len = self.batch_len(step);
         let (masks, x, y) = profile::time(Phase::Batch, || {
             let idx = self.batch_indices(order, step);
-            let masks = ahead.masks.unwrap_or_else(|| model.draw_masks(len));
-            let x = ahead.x.unwrap_or_else(|| train.x.index_select(0, &idx));
-            (masks, x, train.y.index_select(0, &idx))
+            (
+                ahead.masks.unwrap_or_else(|| model.draw_masks(len)),
+                ahead.x.unwrap_or_else(|| train.x.index_select(0, &idx)),
+                ahead.y.unwrap_or_else(|| train.y.index_select(0, &idx)),
+            )
         });
         let forward = model.forward_train(&x, &masks);
         let steps = self.steps();
-        let next = (step + 1 < steps).then(|| {
-            let next_step = step + 1;
-            (
-                self.batch_len(next_step),
-                self.batch_indices(order, next_step),
-            )
+        let next = (step + 1 < steps && model.draws_masks_beside_head()).then(|| NextBatch {
+            len: self.batch_len(step + 1),
+            indices: self.batch_indices(order, step + 1),
+            x: train.x.shallow_clone(),
+            y: train.y.shallow_clone(),
         });
-        let optimizer = &mut self.optimizer;
-        let head = || -> Result<(KernelBackward, Option<Tensor>)> {
-            let ahead_x = next
-                .as_ref()
-                .map(|(_, idx)| profile::time(Phase::Batch, || train.x.index_select(0, idx)));
-            if forward.embedding_gradient_by_position() {
-                profile::time(Phase::Adam, || optimizer.group_rows_ahead(&x));
-            }
+        let head = || -> Result<KernelBackward> {
             if forward.fuses_head() {
-                return Ok((forward.fused_head_to_kernel(model, &y, totals), ahead_x));
+                return Ok(forward.fused_head_to_kernel(model, &y, totals));
             }
             let loss = profile::time(Phase::DenseAndLoss, || {
                 loss_with_logits(&forward.logits, &y)
@@ -278,26 +271,28 @@ impl Fit<'_> {
                 check_loss(loss.double_value(&[]), "at", epoch, step + 1, steps)?;
             }
             totals.add(&forward.logits, &y, &loss);
-            let backward = forward.backward_to_kernel_for_labels(model, &loss, &y);
-            Ok((backward, ahead_x))
+            Ok(forward.backward_to_kernel_for_labels(model, &loss, &y))
         };
-        let (head, masks) = match &next {
-            Some((len, _)) if model.draws_masks_beside_head() => {
-                let len = *len;
+        let (head, ahead) = match next {
+            Some(next) => {
                 let drawer = model.mask_drawer();
+                let (optimizer, ids) = (&mut *self.optimizer, x.shallow_clone());
+                let beside = move || {
+                    optimizer.group_rows_ahead(&ids);
+                    next.pick(drawer)
+                };
                 let started = Instant::now();
                 let timed_head = || (head(), started.elapsed());
-                let ((head, head_time), masks) = pool::join(timed_head, move || drawer.draw(len));
-                // What the head did not hide of the draws.
+                let ((head, head_time), ahead) = pool::join(timed_head, beside);
+                // What the head did not hide of the work beside it.
                 profile::add(Phase::Batch, started.elapsed().saturating_sub(head_time));
-                (head, Some(masks))
+                (head, ahead)
             }
-            _ => (head(), None),
+            None => (head(), Ahead::default()),
         };
-        let (backward, x) = head?;
-        let grads = backward.finish(model);
+        let grads = head?.finish(model);
         profile::time(Phase::Adam, || self.optimizer.step(&grads));
-        Ok(Ahead { masks, x })
+        Ok(ahead)
     }
 
     /// Validation, the epoch's record and the callbacks' decision.
@@ -347,15 +342,6 @@ impl Fit<'_> {
         state.epoch_seconds = 0.0;
         decision
     }
-}
-
-/// What a training step prepares of the next one beside its own work.
-#[derive(Default)]
-struct Ahead {
-    /// The next step's dropout masks.
-    masks: Option<GruMasks>,
-    /// The next batch's token ids.
-    x: Option<Tensor>,
 }
 
 /// The metrics Keras prints at the end of an epoch.
