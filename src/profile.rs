@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 /// The phases of a training epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Dropout masks and the batch's rows (`index_select`), including the
-    /// next batch's rows, which a step picks during its head. Of masks that
-    /// the step before drew on a second thread beside its head, only the
-    /// time the head did not hide.
+    /// Dropout masks and the batch's rows. Of what the step before
+    /// prepared on a second thread beside its head (`train/next_batch.rs`:
+    /// the masks, the rows and Adam's grouping), only the time the head
+    /// did not hide.
     Batch,
     /// Embedding lookup of the batch's ids.
     Embedding,
