@@ -9,27 +9,33 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    // torch-sys always exports it for dynamic builds; without it there is
-    // nothing to add.
-    if let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
-        let lib = std::path::Path::new(&lib);
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
-        compile_generator_shim(&lib.join("../include"));
-        // The torch wheel's version, for the results a run records.
-        let version_py = lib.join("../version.py");
-        println!("cargo:rerun-if-changed={}", version_py.display());
-        let version = std::fs::read_to_string(&version_py)
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("__version__ = "))
-                    .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_owned())
-            })
-            .unwrap_or_else(|| "unknown".to_owned());
-        println!("cargo:rustc-env=GRU_IMDB_LIBTORCH_VERSION={version}");
-    } else {
-        println!("cargo:rustc-env=GRU_IMDB_LIBTORCH_VERSION=unknown");
-    }
+    // torch-sys exports it on Linux and macOS, the platforms we build on.
+    let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") else {
+        panic!(
+            "torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB): \
+             gru-imdb builds on Linux or macOS, against libtorch's headers"
+        );
+    };
+    let lib = std::path::Path::new(&lib);
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // As torch-sys finds the headers: under LIBTORCH_INCLUDE if set, else
+    // beside the lib folder.
+    println!("cargo:rerun-if-env-changed=LIBTORCH_INCLUDE");
+    let headers = std::env::var_os("LIBTORCH_INCLUDE")
+        .map_or_else(|| lib.join(".."), std::path::PathBuf::from);
+    compile_generator_shim(&headers.join("include"));
+    // The torch wheel's version, for the results a run records.
+    let version_py = lib.join("../version.py");
+    println!("cargo:rerun-if-changed={}", version_py.display());
+    let version = std::fs::read_to_string(&version_py)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("__version__ = "))
+                .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=GRU_IMDB_LIBTORCH_VERSION={version}");
 }
 
 /// `src/cpu_generator.cpp`, with the flags torch-sys builds its own C++
