@@ -24,7 +24,7 @@ use crate::profile::{self, Phase};
 use crate::progress::{EpochProgress, Verbosity};
 use crate::settings::TrainConfig;
 pub use callbacks::{BestEpoch, CallbackState, EpochDecision};
-use next_batch::{Ahead, NextBatch};
+use next_batch::{Batch, NextBatch};
 use steps::{check_loss, PendingSteps};
 pub use steps::{StepInterval, StepRecord};
 
@@ -192,7 +192,7 @@ impl Fit<'_> {
         let mut pending = PendingSteps::new(interval, state.epoch, steps);
         self.skip_steps(state.step);
         let started = Instant::now();
-        let mut ahead = Ahead::default();
+        let mut ahead = None;
         for step in state.step..steps {
             ahead = self.train_step(order, step, &mut totals, state.epoch, ahead)?;
             pending.after_step(step + 1, &totals);
@@ -223,31 +223,33 @@ impl Fit<'_> {
     }
 
     /// Step `step` (from 0) of epoch `epoch` (from 0): its batch, forward,
-    /// backward and update, its loss and hits added to `totals`. What the
-    /// previous step prepared of it is in `ahead`. Where the masks are
-    /// drawn beside the head (the CPU kernel on two threads or more), a
-    /// second thread groups this batch's rows for Adam and prepares the
-    /// next step ([`NextBatch::pick`]) while this one computes the head's
-    /// loss and gradients, and the step returns what it prepared. The
-    /// kernel's threads are idle during the head, and the next draws come
-    /// from libtorch's generator either way, so the numbers are the same.
+    /// backward and update, its loss and hits added to `totals`. The batch
+    /// is `ahead` if the step before prepared it. Where the masks are drawn
+    /// beside the head (the CPU kernel on two threads or more), a second
+    /// thread groups this batch's rows for Adam and prepares the next batch
+    /// ([`NextBatch::pick`]) while this one computes the head's loss and
+    /// gradients, and the step returns it. The kernel's threads are idle
+    /// during the head, and the next draws come from libtorch's generator
+    /// either way, so the numbers are the same.
     fn train_step(
         &mut self,
         order: &Tensor,
         step: usize,
         totals: &mut Totals,
         epoch: usize,
-        ahead: Ahead,
-    ) -> Result<Ahead> {
+        ahead: Option<Batch>,
+    ) -> Result<Option<Batch>> {
         let (train, model) = (self.data.train, self.model);
         let len = self.batch_len(step);
-        let (masks, x, y) = profile::time(Phase::Batch, || {
-            let idx = self.batch_indices(order, step);
-            (
-                ahead.masks.unwrap_or_else(|| model.draw_masks(len)),
-                ahead.x.unwrap_or_else(|| train.x.index_select(0, &idx)),
-                ahead.y.unwrap_or_else(|| train.y.index_select(0, &idx)),
-            )
+        let Batch { masks, x, y } = profile::time(Phase::Batch, || {
+            ahead.unwrap_or_else(|| {
+                let idx = self.batch_indices(order, step);
+                Batch {
+                    masks: model.draw_masks(len),
+                    x: train.x.index_select(0, &idx),
+                    y: train.y.index_select(0, &idx),
+                }
+            })
         });
         let forward = model.forward_train(&x, &masks);
         let steps = self.steps();
@@ -283,12 +285,12 @@ impl Fit<'_> {
                 };
                 let started = Instant::now();
                 let timed_head = || (head(), started.elapsed());
-                let ((head, head_time), ahead) = pool::join(timed_head, beside);
+                let ((head, head_time), next) = pool::join(timed_head, beside);
                 // What the head did not hide of the work beside it.
                 profile::add(Phase::Batch, started.elapsed().saturating_sub(head_time));
-                (head, ahead)
+                (head, Some(next))
             }
-            None => (head(), Ahead::default()),
+            None => (head(), None),
         };
         let grads = head?.finish(model);
         profile::time(Phase::Adam, || self.optimizer.step(&grads));

@@ -14,15 +14,11 @@ use tch::{kind::Element, Device, Tensor};
 use crate::model::tensor_slice::{as_mut_slice, as_slice};
 use crate::model::{GruMasks, MaskDrawer};
 
-/// What a training step prepared of the next one, if anything.
-#[derive(Default)]
-pub(super) struct Ahead {
-    /// The next step's dropout masks.
-    pub masks: Option<GruMasks>,
-    /// The next batch's token ids.
-    pub x: Option<Tensor>,
-    /// The next batch's labels.
-    pub y: Option<Tensor>,
+/// A batch as a training step takes it: its masks, token ids and labels.
+pub(super) struct Batch {
+    pub masks: GruMasks,
+    pub x: Tensor,
+    pub y: Tensor,
 }
 
 /// The next batch of a CPU training set, for a second thread to prepare.
@@ -38,13 +34,13 @@ pub(super) struct NextBatch {
 
 impl NextBatch {
     /// Draws its masks, then picks its token ids and labels.
-    pub fn pick(self, drawer: MaskDrawer) -> Ahead {
+    pub fn pick(self, drawer: MaskDrawer) -> Batch {
         let masks = drawer.draw(self.len);
         let indices = self.indices.contiguous();
-        Ahead {
-            masks: Some(masks),
-            x: Some(select_rows::<i64>(&self.x, &indices)),
-            y: Some(select_rows::<f32>(&self.y, &indices)),
+        Batch {
+            masks,
+            x: select_rows::<i64>(&self.x, &indices),
+            y: select_rows::<f32>(&self.y, &indices),
         }
     }
 }
