@@ -164,11 +164,12 @@ impl SentimentModel {
             .mask_drawer(self.config.embedding_dim as i64, self.device)
     }
 
-    /// Whether a training step draws the next step's masks on a second
-    /// thread while its own head's loss and gradients run: on the CPU
-    /// kernel with more than one thread, where that thread is otherwise
-    /// idle then (see `Fit`'s step).
-    pub fn draws_masks_beside_head(&self) -> bool {
+    /// Whether a training step prepares the next one (its masks and rows)
+    /// and Adam's grouping on a second thread while its own head's loss
+    /// and gradients run: on the CPU kernel with more than one thread,
+    /// whose threads are otherwise idle then, and whose data is on the CPU
+    /// (see `Fit`'s step and `train/next_batch.rs`).
+    pub fn works_beside_head(&self) -> bool {
         self.gru_plan.train == GruImpl::CpuKernel && self.cpu_kernel.threads() > 1
     }
 

@@ -224,7 +224,7 @@ impl Fit<'_> {
 
     /// Step `step` (from 0) of epoch `epoch` (from 0): its batch, forward,
     /// backward and update, its loss and hits added to `totals`. The batch
-    /// is `ahead` if the step before prepared it. Where the masks are drawn
+    /// is `ahead` if the step before prepared it. Where the model works
     /// beside the head (the CPU kernel on two threads or more), a second
     /// thread groups this batch's rows for Adam and prepares the next batch
     /// ([`NextBatch::pick`]) while this one computes the head's loss and
@@ -253,7 +253,7 @@ impl Fit<'_> {
         });
         let forward = model.forward_train(&x, &masks);
         let steps = self.steps();
-        let next = (step + 1 < steps && model.draws_masks_beside_head()).then(|| NextBatch {
+        let next = (step + 1 < steps && model.works_beside_head()).then(|| NextBatch {
             len: self.batch_len(step + 1),
             indices: self.batch_indices(order, step + 1),
             x: train.x.shallow_clone(),
