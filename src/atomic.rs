@@ -2,11 +2,13 @@
 //! folder and renamed over the final name only once it is complete and
 //! synced, so a crash, a full disk or an error never leaves a half-written
 //! file under the final name for a later run to trust.
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+
+use crate::disk;
 
 /// Writes `path` atomically with the bytes that `fill` writes. On any error
 /// the temporary file is removed and `path` is left as it was.
@@ -18,7 +20,7 @@ pub fn write_atomically(
     let result = write_then_rename(path, &tmp, fill);
     if result.is_err() {
         // Best effort: the temp file may not even exist if creating it failed.
-        let _ = fs::remove_file(&tmp);
+        let _ = disk::remove_file(&tmp);
     }
     result
 }
@@ -28,16 +30,15 @@ fn write_then_rename(
     tmp: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let file = File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let file =
+        disk::create_file(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     fill(&mut out).with_context(|| format!("cannot write {}", tmp.display()))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| e.into_error())
+    let file = disk::before_write(tmp)
+        .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.sync_all()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(tmp, path)
+    disk::sync_file(&file, tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    disk::rename(tmp, path)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     sync_parent(path)
 }
@@ -54,22 +55,6 @@ fn temp_path(path: &Path) -> PathBuf {
         name.push(ext);
     }
     path.with_file_name(name)
-}
-
-/// Like [`write_atomically`] for writers that want a path rather than a
-/// stream (e.g. libtorch's savers): `write` fills the temporary path, which
-/// is then renamed over `path`.
-pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = temp_path(path);
-    let result = write(&tmp).and_then(|()| sync(&tmp)).and_then(|()| {
-        fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-        sync_parent(path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// How [`write_json`] lays JSON out.
@@ -94,9 +79,7 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize, layout: JsonLayout
 /// Flushes a file (or a folder's entries) to the disk, so that a rename
 /// published after it never points at data still in flight.
 pub fn sync(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot sync {} to the disk", path.display()))
+    disk::sync_path(path).with_context(|| format!("cannot sync {} to the disk", path.display()))
 }
 
 /// Makes a rename inside `path`'s folder durable.
@@ -107,11 +90,52 @@ pub fn sync_parent(path: &Path) -> Result<()> {
     }
 }
 
-/// Whether `name` is one of [`write_atomically`]'s temporary names
-/// (`<stem>.tmp<pid>[.<ext>]`): left behind only by a killed process.
-pub fn is_temp_name(name: &str) -> bool {
-    name.split_once(".tmp").is_some_and(|(_, rest)| {
-        let digits = rest.split('.').next().unwrap_or("");
-        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-    })
+/// Whether `name` is a temporary name that [`write_atomically`] gives
+/// `final_name` (`<stem>.tmp<pid>[.<ext>]`), left behind only by a killed
+/// process: exactly that pattern, so that a user's `notes.tmp2024.txt`
+/// beside a run's files is never taken for one.
+pub fn is_temp_name_of(name: &str, final_name: &str) -> bool {
+    let final_path = Path::new(final_name);
+    let stem = final_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
+    let Some(rest) = name.strip_prefix(stem).and_then(|r| r.strip_prefix(".tmp")) else {
+        return false;
+    };
+    let digits = match final_path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => match rest.strip_suffix(ext).and_then(|r| r.strip_suffix('.')) {
+            Some(digits) => digits,
+            None => return false,
+        },
+        None => rest,
+    };
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_files_own_temporary_names_are_taken_for_leftovers() {
+        assert!(is_temp_name_of("config.tmp123.json", "config.json"));
+        assert!(is_temp_name_of("vocab.tmp7.txt", "vocab.txt"));
+        assert!(is_temp_name_of("LOG.tmp7", "LOG"));
+        let temp = temp_path(Path::new("/x/results.json"));
+        assert!(is_temp_name_of(
+            temp.file_name().unwrap().to_str().unwrap(),
+            "results.json"
+        ));
+        for other in [
+            "notes.tmp2024.txt",
+            "config.tmp2024.txt",
+            "config.tmp.json",
+            "config.tmpx1.json",
+            "config.json",
+            "myconfig.tmp1.json",
+        ] {
+            assert!(!is_temp_name_of(other, "config.json"), "{other}");
+        }
+    }
 }

@@ -27,10 +27,20 @@ impl TrainedModel {
         device: &InferenceDevice,
     ) -> Result<TrainedModel> {
         let config = folder.load_config()?;
+        let placement = device.placement(config.model.units)?;
+        let mut vs = nn::VarStore::new(placement.device);
+        let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
+        // First: it checks the vocabulary and labels against the weights.
+        let weights = folder.load_weights(&mut vs, which)?;
         let vocab = folder.load_vocabulary()?;
-        let class_names = folder
-            .load_labels()?
-            .unwrap_or_else(|| vec!["negative".to_owned(), "positive".to_owned()]);
+        let class_names = match (folder.load_labels()?, &config.texts) {
+            (Some(names), _) => names,
+            (None, None) => vec!["negative".to_owned(), "positive".to_owned()],
+            (None, Some(_)) => bail!(
+                "{} is missing: a run on a user's texts needs its class names",
+                folder.dir().join(LABELS_FILE).display()
+            ),
+        };
         if class_names.len() != config.model.classes {
             bail!(
                 "{} names {} classes, but the model has {}",
@@ -39,10 +49,6 @@ impl TrainedModel {
                 config.model.classes
             );
         }
-        let placement = device.placement(config.model.units)?;
-        let mut vs = nn::VarStore::new(placement.device);
-        let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
-        let weights = folder.load_weights(&mut vs, which)?;
         eprintln!("Using {weights} of {}", folder.dir().display());
         placement.share_threads();
         Ok(TrainedModel {

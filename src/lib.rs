@@ -15,6 +15,7 @@ mod cpu_generator;
 pub mod cuda;
 pub mod data;
 pub mod device;
+pub mod disk;
 pub mod dynlib;
 pub mod evaluation;
 pub mod gru_cpu;

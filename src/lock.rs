@@ -1,7 +1,7 @@
 //! Exclusive advisory locks on a file (`flock`), held by an open file:
 //! the kernel releases them when the process ends, however it ends, so a
 //! killed run never leaves a folder locked.
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -15,11 +15,7 @@ pub struct FileLock {
 }
 
 fn open(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
+    crate::disk::open_or_create(path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))
 }
 

@@ -70,11 +70,11 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct DataSourceFlags {
     /// Download and cache folder.
-    #[arg(long, default_value = defaults::DATA_DIR)]
+    #[arg(long, default_value = defaults::DATA_DIR, value_parser = absolute_path)]
     pub data_dir: PathBuf,
     /// URL (http or https) or local path of aclImdb_v1.tar.gz
     /// [default: the canonical archive; for evaluate, the one the run trained on].
-    #[arg(long)]
+    #[arg(long, value_parser = url_or_absolute_path)]
     pub data_url: Option<String>,
     /// Expected sha256 of the archive (hex) [default: the canonical
     /// archive's for the canonical URL; for evaluate, the run's].
@@ -87,10 +87,10 @@ pub struct DataSourceFlags {
 pub struct TextFileFlags {
     /// Train on this file instead of IMDB: .csv, .tsv, .jsonl, or a folder
     /// with one sub-folder of .txt files per class.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["data_url", "data_sha256"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data_url", "data_sha256"], value_parser = absolute_path)]
     pub train_file: Option<PathBuf>,
     /// Test on this file (same format as --train-file).
-    #[arg(long, value_name = "FILE", requires = "train_file")]
+    #[arg(long, value_name = "FILE", requires = "train_file", value_parser = absolute_path)]
     pub test_file: Option<PathBuf>,
     /// Field delimiter of --train-file and --test-file (one character, or
     /// 'tab') [default: from the extension].
@@ -208,7 +208,7 @@ pub struct TrainFlags {
     #[arg(long, value_name = "N", hide = true)]
     pub stop_after_steps: Option<usize>,
     /// History CSV path [default: <run-dir>/history.csv].
-    #[arg(long)]
+    #[arg(long, value_parser = absolute_path)]
     pub history: Option<PathBuf>,
     /// Run folder for config, history, vocabulary and weights
     /// [default: runs/<start time>].
@@ -439,6 +439,20 @@ impl DataFlags {
 }
 
 /// A seed for a run that names none, recorded in its config.json.
+/// A path flag made absolute, as `config.json` keeps it: a run resumed or
+/// evaluated from another working folder finds the same files.
+fn absolute_path(flag: &str) -> Result<PathBuf, String> {
+    std::path::absolute(flag).map_err(|e| format!("cannot resolve the path {flag}: {e}"))
+}
+
+/// `--data-url`: a URL as given, a local path made absolute.
+fn url_or_absolute_path(flag: &str) -> Result<String, String> {
+    match flag.contains("://") {
+        true => Ok(flag.to_owned()),
+        false => Ok(absolute_path(flag)?.to_string_lossy().into_owned()),
+    }
+}
+
 fn fresh_seed() -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -125,7 +125,7 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
     let Some(dir) = &flags.resume else {
         bail!("resumed_settings needs --resume");
     };
-    let saved = RunFolder::open_run(dir)
+    let saved = RunFolder::open_to_resume(dir)
         .context("--resume: nothing to resume")?
         .load_config()?;
     refuse_changes(flags, &saved, given)?;

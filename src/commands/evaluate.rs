@@ -3,16 +3,16 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use serde::Serialize;
 
 use crate::atomic::{write_json, JsonLayout};
 use crate::data::texts::{self, TextsConfig};
-use crate::data::{self, DataConfig};
+use crate::data::{self, DataConfig, Split};
 use crate::device::InferenceDevice;
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::inference::TrainedModel;
-use crate::run_folder::{RunConfig, RunFolder, WeightsChoice};
+use crate::run_folder::{refuse_run_file, RunConfig, RunFolder, WeightsChoice};
 use crate::settings::{EvaluateData, EvaluateSettings};
 
 /// One batch size's figures.
@@ -64,20 +64,16 @@ pub(crate) fn open_run_under_test(
 }
 
 pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
+    if let Some(path) = &settings.json {
+        refuse_run_file(path, "--json")?;
+    }
     let RunUnderTest { trained, data } = open_run_under_test(
         &settings.run_dir,
         settings.weights,
         &settings.device,
         &settings.data,
     )?;
-    let test = match &trained.config.texts {
-        // The run's own test file, unless an archive is named.
-        Some(texts) if settings.data.url.is_none() => {
-            let config = TextsConfig::new(&data, texts.files.clone());
-            texts::load_texts(&config)?.dataset.test
-        }
-        _ => data::load_dataset(&data)?.test,
-    };
+    let test = test_split(settings, &trained, &data)?;
     ensure!(
         !test.is_empty(),
         "{} trained on --train-file without --test-file: there is no test set to evaluate on",
@@ -97,6 +93,51 @@ pub fn evaluate_command(settings: &EvaluateSettings) -> Result<()> {
         write_json(path, &figures, JsonLayout::Pretty)?;
     }
     Ok(())
+}
+
+/// The reviews to test on: the run's own test set, or, with `--data-url`,
+/// another archive's test reviews tokenised with the run's vocabulary (a
+/// vocabulary built from that archive would give the weights other ids).
+/// A run on a user's texts is a task of its own classes: it is tested on
+/// its own test file only.
+fn test_split(
+    settings: &EvaluateSettings,
+    trained: &TrainedModel,
+    data: &DataConfig,
+) -> Result<Split> {
+    match (&trained.config.texts, &settings.data.url) {
+        (Some(texts), None) => {
+            let config = TextsConfig::new(data, texts.files.clone());
+            Ok(texts::load_texts(&config)?.dataset.test)
+        }
+        (Some(texts), Some(url)) => bail!(
+            "{} was trained on --train-file {} (classes {}), another task than the IMDB \
+             reviews of --data-url {url}; leave --data-url out to evaluate it on its own test file",
+            settings.run_dir.display(),
+            texts.files.train_file.display(),
+            trained.class_names.join(", ")
+        ),
+        (None, None) => Ok(data::load_dataset(data)?.test),
+        (None, Some(url)) => {
+            eprintln!(
+                "Evaluating on the test reviews of {url}, tokenised with the run's vocabulary"
+            );
+            let reviews = data::read_texts(data)?.test;
+            let encoded: Vec<Vec<i32>> = reviews
+                .iter()
+                .map(|r| {
+                    trained
+                        .vocab
+                        .encode(&r.text, trained.config.model.max_features)
+                })
+                .collect();
+            Ok(Split {
+                x: data::pad_sequences(&encoded, data.maxlen),
+                y: reviews.iter().map(|r| r.label).collect(),
+                maxlen: data.maxlen,
+            })
+        }
+    }
 }
 
 fn measure(

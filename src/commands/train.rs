@@ -2,7 +2,7 @@
 //! that a killed or interrupted run can be resumed from.
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tch::nn;
 
 use super::train_data::TrainingData;
@@ -14,8 +14,8 @@ use crate::progress::Verbosity;
 use crate::results::live::write_run_plot;
 use crate::results::summary::model_summary;
 use crate::run_folder::{
-    load_weights, read_optimizer, BestWeights, Checkpoint, RunConfig, RunFolder, RunResults,
-    RunStatus, TestResult, WeightsChoice,
+    load_weights, read_optimizer, BestWeights, Checkpoint, RunConfig, RunFiles, RunFolder,
+    RunInputs, RunResults, RunStatus, TestResult, WeightsChoice,
 };
 use crate::settings::TrainSettings;
 use crate::train::{interrupt, Fit, FitData, FitEnd, FitState, SavePoint};
@@ -38,7 +38,8 @@ struct Session<'a> {
     model: SentimentModel,
     optimizer: Adam,
     state: FitState,
-    inputs_sha256: (String, String),
+    /// What the checkpoints tie the weights to.
+    inputs: RunInputs,
     started: Instant,
 }
 
@@ -57,7 +58,8 @@ pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
     let data = TrainingData::load(settings)?;
     let settings = &data.settings(settings);
     let (train, validation) = data.split_validation(settings)?;
-    let mut session = Session::start(settings, &data)?;
+    let steps_per_epoch = train.len().div_ceil(settings.train.batch_size);
+    let mut session = Session::start(settings, &data, steps_per_epoch)?;
     let test = &data.dataset.test;
     data.report_classes(
         &train,
@@ -101,7 +103,11 @@ pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
 impl<'a> Session<'a> {
     /// Claims the run folder (new or resumed), builds the model and, for a
     /// resumed run, loads where its latest checkpoint stood.
-    fn start(settings: &'a TrainSettings, data: &TrainingData) -> Result<Session<'a>> {
+    fn start(
+        settings: &'a TrainSettings,
+        data: &TrainingData,
+        steps_per_epoch: usize,
+    ) -> Result<Session<'a>> {
         let placement = &settings.placement;
         let keep_best = settings.train.callbacks.keeps_best();
         let folder = match &settings.outputs.resume {
@@ -110,16 +116,15 @@ impl<'a> Session<'a> {
                 data.check_resumed(&folder.load_config()?)?;
                 folder
             }
-            None => {
-                let folder = RunFolder::create(&settings.outputs, keep_best)?;
-                let texts_sha256 = data.texts.as_ref().map(|t| t.source.sha256.clone());
-                folder.save_config(&RunConfig::new(settings, texts_sha256))?;
-                folder.save_vocabulary(&data.dataset.vocab)?;
-                if let Some(texts) = &data.texts {
-                    folder.save_labels(&texts.class_names)?;
-                }
-                folder
-            }
+            None => RunFolder::create(
+                &settings.outputs,
+                keep_best,
+                &RunFiles {
+                    config: &RunConfig::new(settings, &data.data_sha256),
+                    vocab: &data.dataset.vocab,
+                    labels: data.texts.as_ref().map(|t| t.class_names.as_slice()),
+                },
+            )?,
         };
         let started = Instant::now();
         let vs = nn::VarStore::new(placement.device);
@@ -127,7 +132,7 @@ impl<'a> Session<'a> {
             SentimentModel::new(&vs.root(), settings.model, placement.gru, placement.threads);
         placement.share_threads();
         let optimizer = Adam::new(&model.parameters(), settings.train.adam, placement.threads);
-        let inputs_sha256 = folder.inputs_sha256()?;
+        let inputs = folder.inputs(&data.data_sha256)?;
         let mut session = Session {
             settings,
             folder,
@@ -135,10 +140,10 @@ impl<'a> Session<'a> {
             model,
             optimizer,
             state: FitState::default(),
-            inputs_sha256,
+            inputs,
             started,
         };
-        session.restore_checkpoint()?;
+        session.restore_checkpoint(steps_per_epoch)?;
         session.say(format!(
             "Training on {} with the {:?} GRU, seed {}; run folder {}",
             placement.device_name(),
@@ -161,12 +166,30 @@ impl<'a> Session<'a> {
     }
 
     /// Continues from the latest checkpoint, if there is one: its weights,
-    /// Adam's state and where the fit stood.
-    fn restore_checkpoint(&mut self) -> Result<()> {
-        let Some((dir, info)) = self.folder.checkpoints().latest_info()? else {
+    /// Adam's state and where the fit stood, once it is known to be this
+    /// run's, on this data, and a state that a run of `steps_per_epoch`
+    /// steps could have saved.
+    fn restore_checkpoint(&mut self, steps_per_epoch: usize) -> Result<()> {
+        let Some(current) = self.folder.current_checkpoint()? else {
             return Ok(());
         };
-        self.folder.check_inputs(&info)?;
+        let (dir, info) = (current.dir, current.info);
+        if let Some(saved) = &current.inputs {
+            if saved.data_sha256 != self.inputs.data_sha256 {
+                bail!(
+                    "the data changed since this run started (sha256 {}, then {}); \
+                     restore it, or start a new run",
+                    self.inputs.data_sha256,
+                    saved.data_sha256
+                );
+            }
+        }
+        info.check(steps_per_epoch).with_context(|| {
+            format!(
+                "{} cannot be resumed from: restore it, or start a new run",
+                dir.join("checkpoint.json").display()
+            )
+        })?;
         load_weights(&mut self.vs, &dir.join(&info.training_weights))?;
         let adam = read_optimizer(&dir, &info)?;
         self.optimizer.restore(&adam);
@@ -187,7 +210,7 @@ impl<'a> Session<'a> {
             model,
             optimizer,
             state,
-            inputs_sha256,
+            inputs,
             ..
         } = self;
         let callbacks = settings.train.callbacks;
@@ -211,8 +234,7 @@ impl<'a> Session<'a> {
                 optimizer: optimizer.state(),
                 fit: state,
                 best,
-                config_sha256: inputs_sha256.0.clone(),
-                vocab_sha256: inputs_sha256.1.clone(),
+                inputs,
             })?;
             write_run_plot(folder.dir(), &state.history, &state.steps)
         })

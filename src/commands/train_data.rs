@@ -12,6 +12,9 @@ pub(super) struct TrainingData {
     pub dataset: Dataset,
     /// `None` for IMDB.
     pub texts: Option<LoadedTexts>,
+    /// sha256 of what the arrays were made from: IMDB's archive, or the
+    /// user's texts and how they were read.
+    pub data_sha256: String,
 }
 
 /// A user's texts beside their arrays.
@@ -27,9 +30,11 @@ impl TrainingData {
     /// settings were checked with its own).
     pub fn load(settings: &TrainSettings) -> Result<TrainingData> {
         let Some(files) = &settings.texts else {
+            let imdb = data::load_imdb(&settings.data)?;
             return Ok(TrainingData {
-                dataset: data::load_dataset(&settings.data)?,
+                dataset: imdb.dataset,
                 texts: None,
+                data_sha256: imdb.archive_sha256,
             });
         };
         let loaded = texts::load_texts(&TextsConfig::new(&settings.data, files.clone()))?;
@@ -37,6 +42,7 @@ impl TrainingData {
         check_memory(&settings.data, &settings.model, &settings.train, samples)?;
         Ok(TrainingData {
             dataset: loaded.dataset,
+            data_sha256: loaded.sha256.clone(),
             texts: Some(LoadedTexts {
                 class_names: loaded.class_names,
                 source: TextsSource {

@@ -4,7 +4,7 @@
 //! before its size (when known) and sha256 check out, and a download whose
 //! sha256 is not known is kept only once it has been read end to end; a
 //! file that fails is moved aside to `<name>.bad`.
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -18,6 +18,8 @@ use reqwest::{StatusCode, Url};
 use sha2::{Digest, Sha256};
 
 use super::{CANONICAL_SHA256, CANONICAL_URL};
+use crate::atomic::write_atomically;
+use crate::disk;
 
 /// Size of the canonical `aclImdb_v1.tar.gz`.
 pub const CANONICAL_SIZE: u64 = 84_125_825;
@@ -148,13 +150,30 @@ fn kept_or_downloaded<T>(
     progress: bool,
     read: &mut impl FnMut(&Path, &str) -> Result<T>,
 ) -> Result<ReadArchive<T>> {
-    if wanted.dest.exists() {
+    let part = with_suffix(&wanted.dest, ".part");
+    let same_source = downloaded_from(&wanted.dest, wanted.url);
+    if !same_source {
+        // A partial download of another URL must not be resumed with this one.
+        if part.exists() {
+            disk::remove_file(&part)
+                .with_context(|| format!("cannot remove {}", part.display()))?;
+        }
+        write_atomically(&source_note(&wanted.dest), |out| {
+            writeln!(out, "{}", wanted.url)
+        })?;
+    }
+    // Without a sha256 to check it by, only the same URL vouches for it.
+    if wanted.dest.exists() && (wanted.expected.is_some() || same_source) {
         if let Some(done) = kept(wanted, read)? {
             return Ok(done);
         }
     }
-    let part = with_suffix(&wanted.dest, ".part");
-    let sha = downloaded(wanted, &part, progress)?;
+    let sha = downloaded(wanted, &part, progress).inspect_err(|_| {
+        // The note is only worth keeping beside a file it describes.
+        if !part.exists() && !wanted.dest.exists() {
+            let _ = disk::remove_file(&source_note(&wanted.dest));
+        }
+    })?;
     if wanted.expected.is_some() {
         publish(&part, &wanted.dest)?;
         return Ok((read(&wanted.dest, &sha)?, sha));
@@ -174,6 +193,17 @@ fn kept_or_downloaded<T>(
             )))
         }
     }
+}
+
+/// `<name>.url` beside the kept archive: the URL it (or its `.part`) was
+/// downloaded from. Another URL whose file has the same name is not the
+/// same archive.
+fn source_note(dest: &Path) -> PathBuf {
+    with_suffix(dest, ".url")
+}
+
+fn downloaded_from(dest: &Path, url: &Url) -> bool {
+    fs::read_to_string(source_note(dest)).is_ok_and(|note| note.trim_end() == url.as_str())
 }
 
 /// The kept archive, read, if it checks out and (when nothing vouches for
@@ -222,18 +252,10 @@ fn downloaded(wanted: &Wanted, part: &Path, progress: bool) -> Result<String> {
 /// leaves the final name over bytes that did not reach the disk. (A `.part`
 /// finished by an earlier run may never have been synced.)
 fn publish(part: &Path, dest: &Path) -> Result<()> {
-    File::open(part)
-        .and_then(|file| file.sync_all())
-        .with_context(|| format!("cannot sync {}", part.display()))?;
-    fs::rename(part, dest)
+    crate::atomic::sync(part)?;
+    disk::rename(part, dest)
         .with_context(|| format!("cannot rename {} to {}", part.display(), dest.display()))?;
-    let folder = match dest.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(folder)
-        .and_then(|dir| dir.sync_all())
-        .with_context(|| format!("cannot sync the folder {}", folder.display()))
+    crate::atomic::sync_parent(dest)
 }
 
 /// Fetches `url` into `part`, resuming what is already there, and retrying
@@ -351,7 +373,7 @@ fn fetch_once(
         }
         StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
             // The partial file is longer than what the server has now.
-            fs::remove_file(part).with_context(|| format!("cannot remove {}", part.display()))?;
+            disk::remove_file(part).with_context(|| format!("cannot remove {}", part.display()))?;
             return Ok(Fetched::Interrupted(anyhow!(
                 "HTTP {status}: {} did not fit",
                 part.display()
@@ -360,9 +382,9 @@ fn fetch_once(
         _ => bail!("cannot download {url}: HTTP {status}"),
     };
     let file = if append {
-        OpenOptions::new().append(true).open(part)
+        disk::open_append(part)
     } else {
-        File::create(part)
+        disk::create_file(part)
     };
     let mut file = file.with_context(|| format!("cannot write {}", part.display()))?;
     bar.start(url, part, *size, if append { have } else { 0 });
@@ -460,7 +482,7 @@ fn move_aside(path: &Path) -> Result<PathBuf> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let name = name.strip_suffix(".part").unwrap_or(&name);
     let bad = path.with_file_name(format!("{name}.bad"));
-    fs::rename(path, &bad)
+    disk::rename(path, &bad)
         .with_context(|| format!("cannot move {} to {}", path.display(), bad.display()))?;
     Ok(bad)
 }

@@ -4,7 +4,7 @@
 //! kernel drops it when the run ends, however it ends, so a killed run
 //! never leaves the folder locked. The file is removed on release, so a
 //! finished run leaves nothing behind.
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -31,12 +31,7 @@ impl DataDirLock {
         let path = data_dir.join(LOCK_NAME);
         let mut waited = false;
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
+            let file = crate::disk::open_or_create(&path)
                 .with_context(|| format!("cannot create the lock file {}", path.display()))?;
             if !try_lock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
                 if !waited {
@@ -74,7 +69,7 @@ impl Drop for DataDirLock {
         // released, only after this), so no run can lock this file after
         // us and believe it has the folder. Best effort: a file left
         // behind is only taken over by the next run.
-        let _ = fs::remove_file(&self.path);
+        let _ = crate::disk::remove_file(&self.path);
     }
 }
 

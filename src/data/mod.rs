@@ -130,7 +130,23 @@ pub struct Dataset {
 /// Download (if not kept) -> verify -> read -> tokenise -> vocabulary ->
 /// encode -> pad, or load the cache of an earlier run.
 pub fn load_dataset(cfg: &DataConfig) -> Result<Dataset> {
-    Ok(load(cfg)?.0.dataset)
+    Ok(load_imdb(cfg)?.dataset)
+}
+
+/// IMDB's arrays and the sha256 of the archive they were made from, which
+/// ties a run to its data even when no `--data-sha256` pinned it.
+pub struct ImdbDataset {
+    pub dataset: Dataset,
+    pub archive_sha256: String,
+}
+
+/// [`load_dataset`], with the archive's sha256.
+pub fn load_imdb(cfg: &DataConfig) -> Result<ImdbDataset> {
+    let (prepared, _, key) = load(cfg)?;
+    Ok(ImdbDataset {
+        dataset: prepared.dataset,
+        archive_sha256: key.archive_sha256,
+    })
 }
 
 /// The `data` subcommand: `load_dataset` (or, with `texts`, a user's
@@ -144,7 +160,7 @@ pub fn run_data_command(
         return texts::run_texts_data_command(&texts::TextsConfig::new(cfg, files), export);
     }
     let started = Instant::now();
-    let (prepared, origin) = load(cfg)?;
+    let (prepared, origin, _) = load(cfg)?;
     let elapsed = started.elapsed();
     let mut out = std::io::stdout().lock();
     report::print_report(
@@ -179,19 +195,33 @@ pub(crate) struct ArchiveSource<'a> {
     cfg: &'a DataConfig,
     source: Source,
     expected: Option<String>,
+    /// The topmost folder that `open` made, if it made the data folder.
+    made: Option<PathBuf>,
 }
 
 impl ArchiveSource<'_> {
     pub fn open(cfg: &DataConfig) -> Result<ArchiveSource<'_>> {
         let source = Source::parse(&cfg.url)?;
         let expected = download::expected_sha256(&cfg.url, cfg.sha256.as_deref());
-        std::fs::create_dir_all(&cfg.data_dir)
+        let made = crate::disk::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
         Ok(ArchiveSource {
             cfg,
             source,
             expected,
+            made,
         })
+    }
+
+    /// After a failure: the folders `open` made, if they stayed empty (a
+    /// partial download in them is kept, to be resumed).
+    pub fn remove_if_empty(&self) {
+        let Some(top) = &self.made else { return };
+        for dir in self.cfg.data_dir.ancestors() {
+            if crate::disk::remove_dir(dir).is_err() || dir == top {
+                break;
+            }
+        }
     }
 
     /// The verified archive, downloaded if need be, given to `read` (see
@@ -207,8 +237,16 @@ impl ArchiveSource<'_> {
     }
 }
 
-fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
+fn load(cfg: &DataConfig) -> Result<(Prepared, Origin, CacheKey)> {
     let archive = ArchiveSource::open(cfg)?;
+    let loaded = load_from(cfg, &archive);
+    if loaded.is_err() {
+        archive.remove_if_empty();
+    }
+    loaded
+}
+
+fn load_from(cfg: &DataConfig, archive: &ArchiveSource) -> Result<(Prepared, Origin, CacheKey)> {
     let expected = archive.expected.clone();
     // Reading a cache needs no turn: it is written atomically.
     if let Some((key, prepared)) = known_cache(cfg, expected.as_deref()) {
@@ -238,7 +276,7 @@ fn load(cfg: &DataConfig) -> Result<(Prepared, Origin)> {
     }
     cache::save(&key.path(&cfg.data_dir), &key, &prepared)?;
     save_vocabulary(cfg, &key, &prepared.dataset.vocab)?;
-    Ok((prepared, Origin::Archive))
+    Ok((prepared, Origin::Archive, key))
 }
 
 fn cache_key(cfg: &DataConfig, archive_sha256: &str) -> CacheKey {
@@ -267,11 +305,15 @@ fn cached(cfg: &DataConfig, key: &CacheKey) -> Option<Prepared> {
 }
 
 /// A cache hit, with its vocabulary file written again if it was removed.
-fn from_cache(cfg: &DataConfig, key: &CacheKey, prepared: Prepared) -> Result<(Prepared, Origin)> {
+fn from_cache(
+    cfg: &DataConfig,
+    key: &CacheKey,
+    prepared: Prepared,
+) -> Result<(Prepared, Origin, CacheKey)> {
     if !vocabulary_path(cfg, key).exists() {
         save_vocabulary(cfg, key, &prepared.dataset.vocab)?;
     }
-    Ok((prepared, Origin::Cache))
+    Ok((prepared, Origin::Cache, key.clone()))
 }
 
 /// The vocabulary as text, for people and other tools; it depends on the

@@ -42,6 +42,7 @@ impl OutputFormat {
 /// Refuses an output whose folder is missing, naming the file, before any
 /// work is done.
 pub fn check_output_folder(path: &Path) -> Result<()> {
+    crate::run_folder::refuse_run_file(path, "--output")?;
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(folder) = folder {
         ensure!(

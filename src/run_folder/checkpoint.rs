@@ -9,21 +9,31 @@
 //! renamed, and then made current by replacing the symbolic link
 //! `checkpoints/latest` (one atomic rename);
 //! the run folder's `model.safetensors`, `history.csv`, `steps.csv` and
-//! `model.best.safetensors` are links through `latest`. A reader thus sees
-//! one whole checkpoint or the one before, never a mix; a killed writer
-//! leaves only a temporary folder, which the next claim of the run folder
-//! removes. (The same scheme as Kubernetes' atomic writer.)
+//! `model.best.safetensors` are links through `latest`, for people and
+//! other tools. (The same scheme as Kubernetes' atomic writer.)
+//!
+//! The program itself does not trust the link: a numbered folder only ever
+//! appears whole, by the rename, so the current checkpoint is the
+//! highest-numbered one, checked against its manifest ([`super::manifest`]).
+//! A `latest` that is broken, points out of the folder or at another run's
+//! checkpoint is thus ignored (and set right by the next writer), and never
+//! costs a checkpoint. A killed writer leaves only a temporary folder
+//! (`.tmp-NNNNNN`) or link (`.tmp-latest`), which the next writer removes;
+//! nothing else in `checkpoints/` is ever removed but the numbered folders
+//! older than the current one.
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::history::write_history;
+use super::manifest::{verified_manifest, write_manifest, RunInputs};
 use super::steps::write_steps;
 use super::weights::{read_tensors, write_tensors, write_weights};
 use crate::atomic::{sync, sync_parent};
+use crate::disk;
 use crate::model::Parameters;
 use crate::optim::AdamState;
 use crate::train::FitState;
@@ -65,14 +75,38 @@ pub enum BestWeights {
     Previous,
 }
 
+impl CheckpointInfo {
+    /// Refuses a state no run of `steps_per_epoch` steps could have saved
+    /// (which would otherwise fail deep in libtorch).
+    pub fn check(&self, steps_per_epoch: usize) -> Result<()> {
+        let fit = &self.fit;
+        ensure!(
+            fit.step < steps_per_epoch.max(1),
+            "it stands at step {} of an epoch of {steps_per_epoch} steps",
+            fit.step
+        );
+        ensure!(
+            fit.history.len() == fit.epoch,
+            "it has {} epochs of history for {} epochs finished",
+            fit.history.len(),
+            fit.epoch
+        );
+        ensure!(
+            self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+            "its learning rate is {}",
+            self.learning_rate
+        );
+        Ok(())
+    }
+}
+
 /// One checkpoint to publish.
 pub struct Checkpoint<'a> {
     pub weights: &'a nn::VarStore,
     pub optimizer: AdamState,
     pub fit: &'a FitState,
     pub best: BestWeights,
-    pub config_sha256: String,
-    pub vocab_sha256: String,
+    pub inputs: &'a RunInputs,
 }
 
 /// The checkpoints of one run folder.
@@ -83,6 +117,28 @@ pub struct Checkpoints {
 
 fn generation_name(number: u64) -> String {
     format!("{number:06}")
+}
+
+/// The number of a checkpoint folder's name, if it is one.
+fn generation_number(name: &str) -> Option<u64> {
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| name.parse().ok())
+        .flatten()
+}
+
+/// Whether `name` is a temporary entry of [`Checkpoints::publish_with`].
+fn is_temp_entry(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .is_some_and(|rest| rest == LATEST || generation_number(rest).is_some())
+}
+
+/// A checkpoint read back and checked.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub dir: PathBuf,
+    pub info: CheckpointInfo,
+    /// `None` for a checkpoint from before manifests.
+    pub inputs: Option<RunInputs>,
 }
 
 impl Checkpoints {
@@ -96,37 +152,103 @@ impl Checkpoints {
         self.dir.join(LATEST)
     }
 
-    /// The current checkpoint's folder, if there is one.
-    pub fn latest(&self) -> Option<PathBuf> {
-        let target = fs::read_link(self.latest_link()).ok()?;
-        Some(self.dir.join(target))
+    /// The checkpoint folders, newest first. A `checkpoints` that is a
+    /// link is refused: it would lead writes and removals out of the run.
+    fn generations(&self) -> Result<Vec<(u64, PathBuf)>> {
+        match fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", self.dir.display())),
+            Ok(meta) if !meta.is_dir() => bail!(
+                "{} is not a folder of the run's own (a link or a file); move it away",
+                self.dir.display()
+            ),
+            Ok(_) => {}
+        }
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot list {}", self.dir.display()))?
+        {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(number) = name.to_str().and_then(generation_number) else {
+                continue;
+            };
+            if entry.file_type()?.is_dir() {
+                found.push((number, entry.path()));
+            }
+        }
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(found)
     }
 
-    fn latest_number(&self) -> u64 {
-        fs::read_link(self.latest_link())
-            .ok()
-            .and_then(|t| t.to_str().and_then(|s| s.parse().ok()))
-            .unwrap_or(0)
+    /// The newest checkpoint's folder, unchecked: for the writer, which
+    /// checked it when it started and made every later one itself.
+    fn newest(&self) -> Result<Option<PathBuf>> {
+        Ok(self.generations()?.into_iter().next().map(|(_, dir)| dir))
     }
 
-    /// Removes what a killed writer left: temporary folders and links, and
-    /// checkpoints that never became, or are no longer, the latest.
+    /// The current checkpoint, read and checked against its manifest; a
+    /// damaged one is refused, naming the file, rather than passed over.
+    pub fn current(&self) -> Result<Option<Current>> {
+        let Some(dir) = self.newest()? else {
+            return Ok(None);
+        };
+        let manifest = verified_manifest(&dir)?;
+        let info = read_info(&dir)?;
+        Ok(Some(Current {
+            dir,
+            info,
+            inputs: manifest.map(|m| m.inputs),
+        }))
+    }
+
+    /// Sets `latest` right if it does not name the current checkpoint
+    /// (broken, pointing elsewhere, or left behind by a kill).
+    pub fn repair_latest(&self) -> Result<()> {
+        let Some(current) = self.newest()? else {
+            return Ok(());
+        };
+        let name = current.file_name().unwrap_or_default().to_owned();
+        let link = self.latest_link();
+        match fs::symlink_metadata(&link) {
+            Ok(meta) if !meta.file_type().is_symlink() => bail!(
+                "{} is not a link; move it away so that it can point at the current checkpoint",
+                link.display()
+            ),
+            Ok(_) if fs::read_link(&link)?.as_os_str() == name => Ok(()),
+            _ => self.point_latest_at(&name.to_string_lossy()),
+        }
+    }
+
+    /// Removes what a killed writer left (its exact temporary names) and
+    /// the checkpoints older than the newest; nothing else.
     pub fn remove_stale(&self) -> Result<()> {
+        let generations = self.generations()?;
+        let Some((newest, _)) = generations.first() else {
+            return self.remove_temporaries();
+        };
+        for (number, dir) in &generations {
+            if number < newest {
+                disk::remove_dir_all(dir)
+                    .with_context(|| format!("cannot remove the old {}", dir.display()))?;
+            }
+        }
+        self.remove_temporaries()
+    }
+
+    fn remove_temporaries(&self) -> Result<()> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Ok(());
         };
-        let latest = self.latest();
         for entry in entries {
-            let path = entry
-                .with_context(|| format!("cannot list {}", self.dir.display()))?
-                .path();
-            if path == self.latest_link() || Some(&path) == latest.as_ref() {
+            let entry = entry.with_context(|| format!("cannot list {}", self.dir.display()))?;
+            if !entry.file_name().to_str().is_some_and(is_temp_entry) {
                 continue;
             }
-            let removed = if path.is_dir() && !path.is_symlink() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
+            let path = entry.path();
+            let removed = match entry.file_type()?.is_dir() {
+                true => disk::remove_dir_all(&path),
+                false => disk::remove_file(&path),
             };
             removed.with_context(|| format!("cannot remove the stale {}", path.display()))?;
         }
@@ -135,9 +257,11 @@ impl Checkpoints {
 
     /// Writes `checkpoint` and makes it the latest.
     pub fn publish(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let previous = self.latest();
+        let previous = self.newest()?;
         let training_weights = WEIGHTS.to_owned();
-        self.publish_with(|dir| {
+        let inputs = checkpoint.inputs;
+        let run_file = |name: &str| inputs.run_files.get(name).cloned().unwrap_or_default();
+        self.publish_with(inputs, |dir| {
             write_weights(checkpoint.weights, &dir.join(WEIGHTS))?;
             match (checkpoint.best, &previous) {
                 (BestWeights::These, _) => {
@@ -157,8 +281,8 @@ impl Checkpoints {
                     fit: checkpoint.fit.clone(),
                     adam_iterations: checkpoint.optimizer.iterations,
                     learning_rate: checkpoint.optimizer.learning_rate,
-                    config_sha256: checkpoint.config_sha256.clone(),
-                    vocab_sha256: checkpoint.vocab_sha256.clone(),
+                    config_sha256: run_file(super::CONFIG_FILE),
+                    vocab_sha256: run_file(super::VOCAB_FILE),
                     training_weights,
                 },
             )
@@ -169,11 +293,15 @@ impl Checkpoints {
     /// new checkpoint whose `model.safetensors` is the best epoch's, with
     /// the last epoch's kept for a later `--resume`.
     pub fn publish_best_as_final(&self) -> Result<()> {
-        let Some(previous) = self.latest() else {
+        let Some(Current {
+            dir: previous,
+            mut info,
+            inputs: Some(inputs),
+        }) = self.current()?
+        else {
             bail!("there is no checkpoint to take the best weights from");
         };
-        let mut info = read_info(&previous)?;
-        self.publish_with(|dir| {
+        self.publish_with(&inputs, |dir| {
             for name in [OPTIMIZER, HISTORY, BEST_WEIGHTS] {
                 link_or_copy(&previous.join(name), &dir.join(name))?;
             }
@@ -190,27 +318,36 @@ impl Checkpoints {
         })
     }
 
-    /// Fills a temporary folder with `fill`, syncs it, and publishes it as
-    /// the next checkpoint.
-    fn publish_with(&self, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let name = generation_name(self.latest_number() + 1);
+    /// Fills a temporary folder with `fill` and its manifest, syncs it,
+    /// and publishes it as the next checkpoint.
+    fn publish_with(
+        &self,
+        inputs: &RunInputs,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        if !self.dir.exists() {
+            disk::create_dir(&self.dir)
+                .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        }
+        let newest = self.generations()?.first().map_or(0, |(number, _)| *number);
+        let name = generation_name(newest + 1);
         let tmp = self.dir.join(format!("{TEMP_PREFIX}{name}"));
         let result = (|| {
-            fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            disk::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
             fill(&tmp)?;
+            write_manifest(&tmp, inputs)?;
             for entry in fs::read_dir(&tmp)? {
                 sync(&entry?.path())?;
             }
+            sync(&tmp)?;
             let done = self.dir.join(&name);
-            fs::rename(&tmp, &done).with_context(|| {
+            disk::rename(&tmp, &done).with_context(|| {
                 format!("cannot rename {} to {}", tmp.display(), done.display())
             })?;
             self.point_latest_at(&name)
         })();
         if result.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
+            let _ = disk::remove_dir_all(&tmp);
         }
         result?;
         self.remove_stale()
@@ -219,39 +356,36 @@ impl Checkpoints {
     /// Replaces the `latest` link in one rename.
     fn point_latest_at(&self, name: &str) -> Result<()> {
         let tmp_link = self.dir.join(format!("{TEMP_PREFIX}{LATEST}"));
-        let _ = fs::remove_file(&tmp_link);
-        std::os::unix::fs::symlink(name, &tmp_link)
+        if tmp_link.is_symlink() {
+            disk::remove_file(&tmp_link)
+                .with_context(|| format!("cannot remove {}", tmp_link.display()))?;
+        }
+        disk::symlink(Path::new(name), &tmp_link)
             .with_context(|| format!("cannot create the link {}", tmp_link.display()))?;
-        fs::rename(&tmp_link, self.latest_link())
+        disk::rename(&tmp_link, &self.latest_link())
             .with_context(|| format!("cannot update {}", self.latest_link().display()))?;
         sync_parent(&self.latest_link())
-    }
-
-    /// The latest checkpoint's state, if there is one.
-    pub fn latest_info(&self) -> Result<Option<(PathBuf, CheckpointInfo)>> {
-        match self.latest() {
-            None => Ok(None),
-            Some(dir) => {
-                let info = read_info(&dir)?;
-                Ok(Some((dir, info)))
-            }
-        }
     }
 }
 
 /// A hard link (no copy) where the file system allows one.
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
-    if fs::hard_link(from, to).is_ok() {
+    if disk::hard_link(from, to).is_ok() {
         return Ok(());
     }
-    fs::copy(from, to)
+    disk::copy(from, to)
         .map(|_| ())
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
 }
 
 fn write_info(path: &Path, info: &CheckpointInfo) -> Result<()> {
     let json = serde_json::to_string_pretty(info).context("cannot serialise the checkpoint")?;
-    fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
+    disk::create_file(path)
+        .and_then(|mut file| {
+            disk::before_write(path)?;
+            std::io::Write::write_all(&mut file, format!("{json}\n").as_bytes())
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_info(dir: &Path) -> Result<CheckpointInfo> {

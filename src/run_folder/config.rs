@@ -16,6 +16,10 @@ pub struct RunConfig {
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     pub data_url: String,
+    /// The archive's sha256: `--data-sha256`, or for IMDB runs the sha256
+    /// of the archive read, which pins it for `--resume` and `evaluate`
+    /// (absent from runs from before that, and unused by runs on a user's
+    /// texts, whose own sha256 is in `texts`).
     pub data_sha256: Option<String>,
     /// A run on a user's texts (`--train-file`) instead of IMDB; absent from
     /// IMDB runs' configs.
@@ -44,20 +48,25 @@ pub struct TextsSource {
 }
 
 impl RunConfig {
-    /// What a run with `settings` records; `texts_sha256` is the sha256 of
-    /// its own texts, when it trains on a user's files.
-    pub fn new(settings: &TrainSettings, texts_sha256: Option<String>) -> RunConfig {
+    /// What a run with `settings` records; `data_sha256` is the sha256 of
+    /// what it trains on: IMDB's archive, or its own texts.
+    pub fn new(settings: &TrainSettings, data_sha256: &str) -> RunConfig {
+        let texts = settings.texts.clone().map(|files| TextsSource {
+            files,
+            sha256: data_sha256.to_owned(),
+        });
+        let archive_sha256 = match texts {
+            Some(_) => settings.data.sha256.clone(),
+            None => Some(data_sha256.to_owned()),
+        };
         RunConfig {
             model: settings.model,
             train: settings.train,
             maxlen: settings.data.maxlen,
             data_dir: settings.data.data_dir.clone(),
             data_url: settings.data.url.clone(),
-            data_sha256: settings.data.sha256.clone(),
-            texts: settings.texts.clone().map(|files| TextsSource {
-                files,
-                sha256: texts_sha256.unwrap_or_default(),
-            }),
+            data_sha256: archive_sha256,
+            texts,
             seed: settings.seed,
             device: settings.placement.device_name(),
             gru_implementation: format!("{:?}", settings.placement.gru.train),

@@ -1,6 +1,5 @@
 //! The run folder's CSV tables (`history.csv`, `steps.csv`): a header, then
 //! one record per row, every line ending with a newline.
-use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -30,7 +29,8 @@ pub fn write_table_file<R>(
     rows: &[R],
     fields: impl Fn(&R) -> Vec<String>,
 ) -> Result<()> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = crate::disk::create_file(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     write_table(file, header, rows, fields)
         .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,26 +1,38 @@
 //! The run folder: what a training run leaves for later commands, with its
 //! file names and formats in this one module.
 //!
+//! - `.gru-imdb-run`: the marker. A folder is a run only with it: it is
+//!   made (empty, `O_EXCL`) when a new or empty folder is claimed, and a
+//!   folder that is not empty and has none is refused before anything is
+//!   written into it;
 //! - `config.json` ([`RunConfig`]): the settings the model was built and
 //!   trained with; `vocab.txt`: the vocabulary of its inputs; for a run on
 //!   a user's texts, `labels.json`: its class names, by class;
 //! - `checkpoints/` ([`Checkpoints`]): where training stands, published
-//!   whole after every epoch (and at an interrupt);
+//!   whole after every epoch (and at an interrupt), each with a manifest
+//!   that ties it to the three files above and to the data;
 //! - `model.safetensors`, `history.csv`, `steps.csv` (the step-level
 //!   history) and, when the best epoch is kept, `model.best.safetensors`:
 //!   links to the latest checkpoint's files
 //!   (the history may go elsewhere with `--history`, then as a file
 //!   rewritten after each checkpoint);
+//! - `history.svg`: the learning curves, redrawn after each checkpoint;
 //! - `results.json` ([`RunResults`]): how the run ended;
 //! - `.lock`: held by the process that trains into the folder, so that two
 //!   runs never share one.
 //!
 //! Every file is written atomically, and a run never writes over an earlier
-//! run's folder or history.
+//! run's folder or history. A run owns only the names it made: cleaning up
+//! removes exactly those names and the exact temporary names of its own
+//! writes, inside the folder, never through a link; anything else there is
+//! left alone. A run that never finished an epoch (killed while it
+//! started) holds nothing worth keeping: the same `--run-dir` claims it
+//! again.
 mod checkpoint;
 mod config;
 mod csv_table;
 mod history;
+mod manifest;
 mod results;
 mod steps;
 mod weights;
@@ -32,19 +44,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use tch::nn;
 
-use crate::atomic::{is_temp_name, write_json, JsonLayout};
+use crate::atomic::{is_temp_name_of, sync_parent, write_json, JsonLayout};
 use crate::data::texts::{load_class_names, save_class_names};
 use crate::data::{sha256_file, Vocabulary};
+use crate::disk;
 use crate::lock::FileLock;
+use crate::results::live::HISTORY_PLOT_FILE;
 use crate::settings::RunOutputs;
 use crate::train::EpochRecord;
-pub use checkpoint::{read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints};
+pub use checkpoint::{
+    read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints, Current,
+};
 pub use config::{RunConfig, TextsSource};
 pub use history::{write_history_file, HEADER as HISTORY_HEADER};
+pub use manifest::RunInputs;
 pub use results::{RunResults, RunStatus, TestResult};
 pub use steps::{write_steps, HEADER as STEPS_HEADER};
 pub use weights::load_weights;
 
+pub const MARKER_FILE: &str = ".gru-imdb-run";
 pub const CONFIG_FILE: &str = "config.json";
 pub const HISTORY_FILE: &str = "history.csv";
 pub const STEPS_FILE: &str = checkpoint::STEPS;
@@ -54,6 +72,17 @@ pub const WEIGHTS_FILE: &str = checkpoint::WEIGHTS;
 pub const BEST_WEIGHTS_FILE: &str = checkpoint::BEST_WEIGHTS;
 pub const RESULTS_FILE: &str = "results.json";
 const LOCK_FILE: &str = ".lock";
+/// The files a run writes atomically into its folder (whose temporary
+/// names a killed run may leave).
+const WRITTEN_FILES: [&str; 5] = [
+    CONFIG_FILE,
+    VOCAB_FILE,
+    LABELS_FILE,
+    RESULTS_FILE,
+    HISTORY_PLOT_FILE,
+];
+/// The links a run makes into its checkpoints.
+const LINKS: [&str; 4] = [WEIGHTS_FILE, BEST_WEIGHTS_FILE, HISTORY_FILE, STEPS_FILE];
 
 /// Which weights of a run to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -76,12 +105,22 @@ pub struct RunFolder {
     _lock: Option<FileLock>,
 }
 
+/// The files that describe a new run, written when its folder is claimed.
+pub struct RunFiles<'a> {
+    pub config: &'a RunConfig,
+    pub vocab: &'a Vocabulary,
+    /// A user's texts' class names; `None` for IMDB.
+    pub labels: Option<&'a [String]>,
+}
+
 impl RunFolder {
-    /// Claims the folder of a new run (`runs/<start time>` unless given):
-    /// locks it, refuses one that holds a run or is in use, and a history
-    /// file that already exists. An output that cannot be written is found
-    /// now, before any training, and the folder made for it is removed.
-    pub fn create(outputs: &RunOutputs, keep_best: bool) -> Result<RunFolder> {
+    /// Claims the folder of a new run (`runs/<start time>` unless given)
+    /// and writes `files` into it. Refused, with nothing written: a folder
+    /// that holds a run or something else, one in use, a history file that
+    /// already exists or that would land in a run folder. An output that
+    /// cannot be written is found now, before any training, and what the
+    /// claim made is removed again.
+    pub fn create(outputs: &RunOutputs, keep_best: bool, files: &RunFiles) -> Result<RunFolder> {
         let history_file = outputs.history.clone();
         if let Some(path) = &history_file {
             if path.exists() || path.is_symlink() {
@@ -91,29 +130,31 @@ impl RunFolder {
                 );
             }
         }
-        let (dir, lock, made) = match &outputs.run_dir {
+        let claim = match &outputs.run_dir {
             Some(dir) => claim_given(dir)?,
             None => claim_default()?,
         };
         let folder = RunFolder {
-            checkpoints: Checkpoints::new(&dir),
-            dir,
+            checkpoints: Checkpoints::new(&claim.dir),
+            dir: claim.dir.clone(),
             history_file,
-            _lock: Some(lock),
+            _lock: Some(claim.lock),
         };
-        if let Err(err) = folder.prepare_outputs(keep_best) {
-            if made {
-                let _ = fs::remove_dir_all(&folder.dir);
-            }
+        let prepared = check_history_outside(folder.history_file.as_deref(), &folder.dir)
+            .and_then(|()| folder.write_files(files))
+            .and_then(|()| folder.prepare_outputs(keep_best));
+        if let Err(err) = prepared {
+            claim.undo.run(&folder.dir);
             return Err(err);
         }
         Ok(folder)
     }
 
-    /// Claims an earlier run's folder to go on training into it: locks it
-    /// and removes what a killed process left half-written.
+    /// Claims an earlier run's folder to go on training into it: locks it,
+    /// checks its current checkpoint and removes what a killed process left
+    /// half-written.
     pub fn resume(dir: &Path, history_file: Option<PathBuf>, keep_best: bool) -> Result<RunFolder> {
-        RunFolder::open_run(dir)?;
+        RunFolder::open_to_resume(dir)?;
         let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?.with_context(|| {
             format!(
                 "--resume {}: another run is using this folder",
@@ -133,9 +174,34 @@ impl RunFolder {
                 dir.display()
             );
         }
+        if let Some(path) = &folder.history_file {
+            check_history_outside(Some(path), dir)?;
+        }
+        if !dir.join(MARKER_FILE).exists() {
+            // A run from before markers, now known to be one.
+            mark(dir)?;
+        }
         folder.remove_stale()?;
+        folder.checkpoints.repair_latest()?;
         folder.link_outputs(keep_best)?;
         Ok(folder)
+    }
+
+    /// An earlier run's folder to go on training, refused if it holds no
+    /// run or one that never finished an epoch (whose `config.json` may
+    /// not even be whole).
+    pub fn open_to_resume(dir: &Path) -> Result<RunFolder> {
+        let folder = RunFolder::open(dir);
+        let marked = dir.join(MARKER_FILE).exists();
+        if marked && folder.checkpoints.current()?.is_none() && !folder.is_from_before_checkpoints()
+        {
+            bail!(
+                "--resume {0}: the run has not finished an epoch yet, so there is nothing to \
+                 resume; start it again with --run-dir {0} (what the folder holds is replaced)",
+                dir.display()
+            );
+        }
+        RunFolder::open_run(dir)
     }
 
     /// An earlier run's folder, refused if it holds no run.
@@ -164,17 +230,26 @@ impl RunFolder {
         &self.checkpoints
     }
 
-    /// Where the history is: `--history`, or the folder's link.
-    pub fn history_path(&self) -> PathBuf {
-        self.history_file
-            .clone()
-            .unwrap_or_else(|| self.dir.join(HISTORY_FILE))
-    }
-
     pub fn weights_path(&self, which: WeightsChoice) -> PathBuf {
         match which {
             WeightsChoice::Last => self.dir.join(WEIGHTS_FILE),
             WeightsChoice::Best => self.dir.join(BEST_WEIGHTS_FILE),
+        }
+    }
+
+    /// `config.json`, `vocab.txt` and `labels.json`, in that order; a kill
+    /// between them leaves a run with no checkpoint, which nothing trusts
+    /// and the same `--run-dir` claims again.
+    fn write_files(&self, files: &RunFiles) -> Result<()> {
+        write_json(
+            &self.dir.join(CONFIG_FILE),
+            files.config,
+            JsonLayout::Pretty,
+        )?;
+        files.vocab.save(&self.dir.join(VOCAB_FILE))?;
+        match files.labels {
+            Some(names) => save_class_names(&self.dir.join(LABELS_FILE), names),
+            None => Ok(()),
         }
     }
 
@@ -183,7 +258,7 @@ impl RunFolder {
     fn prepare_outputs(&self, keep_best: bool) -> Result<()> {
         if let Some(path) = &self.history_file {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent).with_context(|| {
+                disk::create_dir_all(parent).with_context(|| {
                     format!("cannot create the folder of --history {}", path.display())
                 })?;
             }
@@ -209,30 +284,25 @@ impl RunFolder {
             let target = Path::new(checkpoint::CHECKPOINTS_DIR)
                 .join(checkpoint::LATEST)
                 .join(name);
-            std::os::unix::fs::symlink(&target, &link)
+            disk::symlink(&target, &link)
                 .with_context(|| format!("cannot create the link {}", link.display()))?;
         }
         Ok(())
     }
 
-    /// Temporary files of a killed writer (we hold the lock: no one else
-    /// writes here) and stale checkpoint folders.
+    /// The exact temporary names of a killed writer of the run's files
+    /// (beside `--history` too: we hold the lock, no one else writes them)
+    /// and stale checkpoints.
     fn remove_stale(&self) -> Result<()> {
-        for entry in fs::read_dir(&self.dir)
-            .with_context(|| format!("cannot list {}", self.dir.display()))?
-        {
-            let entry = entry?;
-            if entry.file_name().to_str().is_some_and(is_temp_name) {
-                fs::remove_file(entry.path()).with_context(|| {
-                    format!("cannot remove the stale {}", entry.path().display())
-                })?;
-            }
+        remove_temporaries(&self.dir, &WRITTEN_FILES)?;
+        if let Some(history) = &self.history_file {
+            let (Some(parent), Some(name)) = (history.parent(), history.file_name()) else {
+                bail!("--history {} is not a file path", history.display());
+            };
+            let name = name.to_string_lossy();
+            remove_temporaries(parent, &[name.as_ref()])?;
         }
         self.checkpoints.remove_stale()
-    }
-
-    pub fn save_config(&self, config: &RunConfig) -> Result<()> {
-        write_json(&self.dir.join(CONFIG_FILE), config, JsonLayout::Pretty)
     }
 
     /// The run's config, with its model checked as the flags would be.
@@ -249,16 +319,8 @@ impl RunFolder {
         Ok(config)
     }
 
-    pub fn save_vocabulary(&self, vocab: &Vocabulary) -> Result<()> {
-        vocab.save(&self.dir.join(VOCAB_FILE))
-    }
-
     pub fn load_vocabulary(&self) -> Result<Vocabulary> {
         Vocabulary::load(&self.dir.join(VOCAB_FILE))
-    }
-
-    pub fn save_labels(&self, class_names: &[String]) -> Result<()> {
-        save_class_names(&self.dir.join(LABELS_FILE), class_names)
     }
 
     /// The class names of a run on a user's texts; `None` for IMDB runs,
@@ -271,22 +333,37 @@ impl RunFolder {
         }
     }
 
-    /// sha256 of `config.json` and `vocab.txt`, as checkpoints record them.
-    pub fn inputs_sha256(&self) -> Result<(String, String)> {
-        Ok((
-            sha256_file(&self.dir.join(CONFIG_FILE))?,
-            sha256_file(&self.dir.join(VOCAB_FILE))?,
-        ))
+    /// What the weights depend on outside their checkpoint, as they are
+    /// now: the run's files and `data_sha256`.
+    pub fn inputs(&self, data_sha256: &str) -> Result<RunInputs> {
+        let mut names = vec![CONFIG_FILE, VOCAB_FILE];
+        if self.dir.join(LABELS_FILE).exists() {
+            names.push(LABELS_FILE);
+        }
+        RunInputs::of(&self.dir, &names, data_sha256)
     }
 
-    /// Refuses a folder whose `config.json` or `vocab.txt` changed since
-    /// its weights were saved: they would silently give other predictions.
-    pub fn check_inputs(&self, info: &CheckpointInfo) -> Result<()> {
-        let (config, vocab) = self.inputs_sha256()?;
-        for (name, now, then) in [
-            (CONFIG_FILE, config, &info.config_sha256),
-            (VOCAB_FILE, vocab, &info.vocab_sha256),
+    /// The current checkpoint, checked against its manifest, with the run's
+    /// files checked against what it was saved with.
+    pub fn current_checkpoint(&self) -> Result<Option<Current>> {
+        let Some(current) = self.checkpoints.current()? else {
+            return Ok(None);
+        };
+        match &current.inputs {
+            Some(inputs) => inputs.check_run_files(&self.dir)?,
+            None => self.check_inputs_before_manifests(&current.info)?,
+        }
+        Ok(Some(current))
+    }
+
+    /// A checkpoint from before manifests recorded only the sha256 of
+    /// `config.json` and `vocab.txt`.
+    fn check_inputs_before_manifests(&self, info: &CheckpointInfo) -> Result<()> {
+        for (name, then) in [
+            (CONFIG_FILE, &info.config_sha256),
+            (VOCAB_FILE, &info.vocab_sha256),
         ] {
+            let now = sha256_file(&self.dir.join(name))?;
             if &now != then {
                 bail!(
                     "{} changed after the weights were saved (sha256 {now}, expected {then}); \
@@ -298,15 +375,17 @@ impl RunFolder {
         Ok(())
     }
 
-    /// Fills `vs` with the run's weights, after checking that the folder's
-    /// config and vocabulary are the ones they were trained with; returns
-    /// which weights they are, in words.
+    /// Fills `vs` with the run's weights, after checking their checkpoint
+    /// and that the folder's config, vocabulary and labels are the ones
+    /// they were trained with; returns which weights they are, in words.
     pub fn load_weights(&self, vs: &mut nn::VarStore, which: WeightsChoice) -> Result<String> {
-        let Some((_, info)) = self.checkpoints.latest_info()? else {
+        let Some(current) = self.current_checkpoint()? else {
             return self.load_weights_without_checkpoints(vs, which);
         };
-        self.check_inputs(&info)?;
-        let path = self.weights_path(which);
+        let path = match which {
+            WeightsChoice::Last => current.dir.join(WEIGHTS_FILE),
+            WeightsChoice::Best => current.dir.join(BEST_WEIGHTS_FILE),
+        };
         if which == WeightsChoice::Best && !path.exists() {
             bail!(
                 "{} has no best weights: train with --save-best to keep them",
@@ -314,7 +393,7 @@ impl RunFolder {
             );
         }
         load_weights(vs, &path)?;
-        Ok(describe_weights(&info, which))
+        Ok(describe_weights(&current.info, which))
     }
 
     /// A folder with no checkpoint: one that has not finished an epoch
@@ -386,17 +465,60 @@ fn describe_weights(info: &CheckpointInfo, which: WeightsChoice) -> String {
     }
 }
 
-/// Creates (or takes, if empty of any run) a folder the user named, locked.
-fn claim_given(dir: &Path) -> Result<(PathBuf, FileLock, bool)> {
-    let made = !dir.exists();
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the run folder --run-dir {}", dir.display()))?;
-    let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?.with_context(|| {
-        format!(
-            "--run-dir {}: another run is using this folder",
-            dir.display()
-        )
-    })?;
+/// A claimed folder: locked, marked, and how to give it back.
+struct Claim {
+    dir: PathBuf,
+    lock: FileLock,
+    undo: Undo,
+}
+
+/// What giving a claimed folder back removes.
+enum Undo {
+    /// The folder (from this topmost one down) was made by the claim.
+    Made(PathBuf),
+    /// The folder was empty: the claim added the marker and the lock.
+    Marked,
+    /// The folder was a run that never finished an epoch: it stays one.
+    Keep,
+}
+
+impl Undo {
+    /// Best effort: the error that made us give the folder back matters
+    /// more than one more here.
+    fn run(&self, dir: &Path) {
+        match self {
+            Undo::Made(top) => {
+                let _ = disk::remove_dir_all(top);
+            }
+            Undo::Marked => {
+                for name in [MARKER_FILE, LOCK_FILE] {
+                    let _ = disk::remove_file(&dir.join(name));
+                }
+            }
+            Undo::Keep => {}
+        }
+    }
+}
+
+/// Claims a folder the user named: a new one, an empty one, or a run of
+/// ours that never finished an epoch. Anything else is refused before a
+/// byte is written.
+fn claim_given(dir: &Path) -> Result<Claim> {
+    if !dir.exists() {
+        if dir.is_symlink() {
+            bail!("--run-dir {} is a broken link", dir.display());
+        }
+        let made = disk::create_dir_all(dir)
+            .with_context(|| format!("cannot create the run folder --run-dir {}", dir.display()))?;
+        let undo = made.map_or(Undo::Marked, Undo::Made);
+        return mark_and_lock(dir, undo);
+    }
+    if !dir.is_dir() {
+        bail!("--run-dir {} is not a folder", dir.display());
+    }
+    if dir.join(MARKER_FILE).exists() {
+        return reclaim(dir);
+    }
     if dir.join(CONFIG_FILE).exists() {
         bail!(
             "--run-dir {} already holds a run ({CONFIG_FILE}); choose another folder, \
@@ -404,27 +526,183 @@ fn claim_given(dir: &Path) -> Result<(PathBuf, FileLock, bool)> {
             dir.display()
         );
     }
-    Ok((dir.to_path_buf(), lock, made))
+    let mut entries =
+        fs::read_dir(dir).with_context(|| format!("cannot list --run-dir {}", dir.display()))?;
+    if let Some(entry) = entries.next() {
+        bail!(
+            "--run-dir {} is not empty (it holds {}) and is not a gru-imdb run folder; \
+             choose a new or empty folder",
+            dir.display(),
+            entry?.file_name().to_string_lossy()
+        );
+    }
+    mark_and_lock(dir, Undo::Marked)
+}
+
+/// Marks a new or empty folder as a run (the marker made with `O_EXCL`, so
+/// two runs never both take it) and locks it.
+fn mark_and_lock(dir: &Path, undo: Undo) -> Result<Claim> {
+    match disk::create_new_file(&dir.join(MARKER_FILE)) {
+        Ok(_) => {}
+        // Another run made the marker first: the folder is its, untouched.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("{}: another run is using this folder", dir.display())
+        }
+        Err(e) => {
+            undo.run(dir);
+            return Err(e).with_context(|| format!("cannot claim {}", dir.display()));
+        }
+    }
+    if let Err(err) = sync_parent(&dir.join(MARKER_FILE)) {
+        undo.run(dir);
+        return Err(err);
+    }
+    let lock = match FileLock::try_acquire(&dir.join(LOCK_FILE)) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => bail!("{}: another run is using this folder", dir.display()),
+        Err(err) => {
+            undo.run(dir);
+            return Err(err);
+        }
+    };
+    Ok(Claim {
+        dir: dir.to_path_buf(),
+        lock,
+        undo,
+    })
+}
+
+/// Marks a run from before markers, found by its `config.json`.
+fn mark(dir: &Path) -> Result<()> {
+    let marker = dir.join(MARKER_FILE);
+    disk::create_new_file(&marker)
+        .with_context(|| format!("cannot create {}", marker.display()))?;
+    sync_parent(&marker)
+}
+
+/// Takes back a run folder that never finished an epoch: its own files
+/// are removed, so that nothing of the first try mixes with the second.
+fn reclaim(dir: &Path) -> Result<Claim> {
+    let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?.with_context(|| {
+        format!(
+            "--run-dir {}: another run is using this folder",
+            dir.display()
+        )
+    })?;
+    let checkpoints = Checkpoints::new(dir);
+    if checkpoints.current()?.is_some() {
+        bail!(
+            "--run-dir {} already holds a run; choose another folder, remove it, or continue \
+             it with --resume {0}",
+            dir.display()
+        );
+    }
+    checkpoints.remove_stale()?;
+    remove_temporaries(dir, &WRITTEN_FILES)?;
+    for name in WRITTEN_FILES.iter().chain(&LINKS) {
+        let path = dir.join(name);
+        let is_file = fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir());
+        if is_file {
+            disk::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(Claim {
+        dir: dir.to_path_buf(),
+        lock,
+        undo: Undo::Keep,
+    })
+}
+
+/// Removes, in `dir`, the exact temporary names that writing each of
+/// `names` atomically uses (only files: never a folder, never through a
+/// link).
+fn remove_temporaries(dir: &Path, names: &[&str]) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if entry.file_type()?.is_dir() || !names.iter().any(|own| is_temp_name_of(name, own)) {
+            continue;
+        }
+        disk::remove_file(&entry.path())
+            .with_context(|| format!("cannot remove the stale {}", entry.path().display()))?;
+    }
+    Ok(())
+}
+
+/// `--history` may not be one of a run folder's files: the history would
+/// overwrite them (its vocabulary, say) or be overwritten by them.
+fn check_history_outside(history: Option<&Path>, run_dir: &Path) -> Result<()> {
+    let Some(history) = history else {
+        return Ok(());
+    };
+    let folder = match history.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let run = fs::canonicalize(run_dir)
+        .with_context(|| format!("cannot resolve {}", run_dir.display()))?;
+    // The nearest folder that exists: the rest would be made inside it.
+    let existing = folder.ancestors().find(|a| a.exists()).unwrap_or(&folder);
+    let folder = fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    let before_markers =
+        |a: &Path| a.join(CONFIG_FILE).exists() && a.join(checkpoint::CHECKPOINTS_DIR).exists();
+    let in_a_run = before_markers(&folder)
+        || folder
+            .ancestors()
+            .any(|a| a == run || a.join(MARKER_FILE).exists());
+    if in_a_run {
+        bail!(
+            "--history {} is inside a run folder, whose files the run writes itself; \
+             choose a file outside it (or leave --history out: the run keeps history.csv)",
+            history.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses an output path (`--output`, `--json`, `--export`) that is one
+/// of a run folder's own files: writing it would change what the run's
+/// checkpoints were saved with, or be overwritten by the run.
+pub fn refuse_run_file(path: &Path, flag: &str) -> Result<()> {
+    let folder = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent,
+        None => Path::new("."),
+    };
+    let is_run = folder.join(MARKER_FILE).exists() || folder.join(CONFIG_FILE).exists();
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let own = [MARKER_FILE, LOCK_FILE, checkpoint::CHECKPOINTS_DIR]
+        .iter()
+        .chain(&WRITTEN_FILES)
+        .chain(&LINKS)
+        .any(|own| *own == name);
+    if is_run && own {
+        bail!(
+            "{flag} {} is one of the run folder's own files; choose another name",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Makes a new folder `runs/<start time>`, or `runs/<start time>-N` when
 /// another run started in the same second: creating a folder is atomic, so
 /// two runs never get the same one.
-fn claim_default() -> Result<(PathBuf, FileLock, bool)> {
+fn claim_default() -> Result<Claim> {
     let runs = Path::new("runs");
-    fs::create_dir_all(runs).context("cannot create the folder runs")?;
+    disk::create_dir_all(runs).context("cannot create the folder runs")?;
     let name = timestamp_name(SystemTime::now());
     for n in 1.. {
         let dir = match n {
             1 => runs.join(&name),
             _ => runs.join(format!("{name}-{n}")),
         };
-        match fs::create_dir(&dir) {
-            Ok(()) => {
-                let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?
-                    .context("a run folder made just now is locked by another run")?;
-                return Ok((dir, lock, true));
-            }
+        match disk::create_dir(&dir) {
+            Ok(()) => return mark_and_lock(&dir, Undo::Made(dir.clone())),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
                 return Err(e)

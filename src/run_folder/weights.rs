@@ -8,13 +8,17 @@ use tch::{nn, Tensor};
 
 /// Writes the variables of `vs` to `path` (the caller publishes it).
 pub fn write_weights(vs: &nn::VarStore, path: &Path) -> Result<()> {
-    vs.save(path)
+    crate::disk::before_write(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(vs.save(path)?))
         .with_context(|| format!("cannot save the weights to {}", path.display()))
 }
 
 /// Writes named tensors to `path` (the caller publishes it).
 pub fn write_tensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
-    Tensor::write_safetensors(tensors, path)
+    crate::disk::before_write(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(Tensor::write_safetensors(tensors, path)?))
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
