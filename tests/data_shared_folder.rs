@@ -40,11 +40,16 @@ fn assert_succeeded_with_sha(out: &Output, url: &str, sha: &str) {
     assert!(stderr.contains(&line), "'{line}' missing from:\n{stderr}");
 }
 
-/// The archive, its cache and its vocabulary; no lock, part or bad file.
+/// The archive with the note of its URL (nothing pinned it), its cache
+/// and its vocabulary; no lock, part or bad file.
 fn assert_only_the_results(data: &Path) {
     let names = names_in(data);
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     assert!(names.contains(&"aclImdb_v1.tar.gz".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"aclImdb_v1.tar.gz.url".to_owned()),
+        "{names:?}"
+    );
     assert!(names.iter().any(|n| n.ends_with(".cache")), "{names:?}");
     assert!(names.iter().any(|n| n.ends_with("-vocab.txt")), "{names:?}");
 }

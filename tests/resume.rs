@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::runs::{fixture, printed, read_history, Fixture, HistoryRow};
-use common::{names_in, run_cli};
+use common::{names_in, run_cli, sha256_hex};
 
 /// The first five columns (everything but the timings) of each row.
 fn metrics(rows: &[HistoryRow]) -> Vec<Vec<String>> {
@@ -289,6 +289,15 @@ fn poison(path: &Path, tensor: &str) {
         chunk.copy_from_slice(&f32::NAN.to_le_bytes());
     }
     std::fs::write(path, bytes).unwrap();
+    // The checkpoint's manifest would refuse the edit: record it there too,
+    // so that the poisoned moment reaches training as a real one would.
+    let checkpoint = path.parent().unwrap();
+    let manifest_path = checkpoint.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    manifest["files"][name] = sha256_hex(path).into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
 }
 
 #[test]

@@ -42,6 +42,7 @@ fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() 
     assert_eq!(
         names_in(&run),
         [
+            ".gru-imdb-run",
             ".lock",
             "checkpoints",
             "config.json",

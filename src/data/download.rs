@@ -151,22 +151,25 @@ fn kept_or_downloaded<T>(
     read: &mut impl FnMut(&Path, &str) -> Result<T>,
 ) -> Result<ReadArchive<T>> {
     let part = with_suffix(&wanted.dest, ".part");
-    let same_source = downloaded_from(&wanted.dest, wanted.url);
-    if !same_source {
-        // A partial download of another URL must not be resumed with this one.
-        if part.exists() {
-            disk::remove_file(&part)
-                .with_context(|| format!("cannot remove {}", part.display()))?;
-        }
-        write_atomically(&source_note(&wanted.dest), |out| {
-            writeln!(out, "{}", wanted.url)
-        })?;
+    // Without a sha256 to check them by, a kept file or a partial download
+    // of another URL is not this archive. (One kept by an earlier version,
+    // with no note, is still tried: reading it vouches for it, as then.)
+    let note = fs::read_to_string(source_note(&wanted.dest)).ok();
+    let noted = note.as_deref().map(str::trim_end);
+    let same_source =
+        wanted.expected.is_some() || noted.is_none_or(|noted| noted == wanted.url.as_str());
+    if !same_source && part.exists() {
+        disk::remove_file(&part).with_context(|| format!("cannot remove {}", part.display()))?;
     }
-    // Without a sha256 to check it by, only the same URL vouches for it.
-    if wanted.dest.exists() && (wanted.expected.is_some() || same_source) {
+    if wanted.dest.exists() && same_source {
         if let Some(done) = kept(wanted, read)? {
             return Ok(done);
         }
+    }
+    if wanted.expected.is_none() && noted != Some(wanted.url.as_str()) {
+        write_atomically(&source_note(&wanted.dest), |out| {
+            writeln!(out, "{}", wanted.url)
+        })?;
     }
     let sha = downloaded(wanted, &part, progress).inspect_err(|_| {
         // The note is only worth keeping beside a file it describes.
@@ -195,15 +198,11 @@ fn kept_or_downloaded<T>(
     }
 }
 
-/// `<name>.url` beside the kept archive: the URL it (or its `.part`) was
-/// downloaded from. Another URL whose file has the same name is not the
-/// same archive.
+/// `<name>.url` beside an archive kept without a pinned sha256: the URL it
+/// (or its `.part`) was downloaded from. Another URL whose file has the
+/// same name is not the same archive, and is downloaded anew.
 fn source_note(dest: &Path) -> PathBuf {
     with_suffix(dest, ".url")
-}
-
-fn downloaded_from(dest: &Path, url: &Url) -> bool {
-    fs::read_to_string(source_note(dest)).is_ok_and(|note| note.trim_end() == url.as_str())
 }
 
 /// The kept archive, read, if it checks out and (when nothing vouches for

@@ -491,6 +491,7 @@ impl Undo {
                 let _ = disk::remove_dir_all(top);
             }
             Undo::Marked => {
+                let _ = remove_own_files(dir);
                 for name in [MARKER_FILE, LOCK_FILE] {
                     let _ = disk::remove_file(&dir.join(name));
                 }
@@ -598,20 +599,26 @@ fn reclaim(dir: &Path) -> Result<Claim> {
         );
     }
     checkpoints.remove_stale()?;
-    remove_temporaries(dir, &WRITTEN_FILES)?;
-    for name in WRITTEN_FILES.iter().chain(&LINKS) {
-        let path = dir.join(name);
-        let is_file = fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir());
-        if is_file {
-            disk::remove_file(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        }
-    }
+    remove_own_files(dir)?;
     Ok(Claim {
         dir: dir.to_path_buf(),
         lock,
         undo: Undo::Keep,
     })
+}
+
+/// Removes the files a run writes into its folder, and their temporary
+/// names: files and links only, never a folder.
+fn remove_own_files(dir: &Path) -> Result<()> {
+    remove_temporaries(dir, &WRITTEN_FILES)?;
+    for name in WRITTEN_FILES.iter().chain(&LINKS) {
+        let path = dir.join(name);
+        if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+            disk::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes, in `dir`, the exact temporary names that writing each of
@@ -675,11 +682,12 @@ pub fn refuse_run_file(path: &Path, flag: &str) -> Result<()> {
     };
     let is_run = folder.join(MARKER_FILE).exists() || folder.join(CONFIG_FILE).exists();
     let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // `history.svg` is only drawn from the history: a plot may redraw it.
     let own = [MARKER_FILE, LOCK_FILE, checkpoint::CHECKPOINTS_DIR]
         .iter()
         .chain(&WRITTEN_FILES)
         .chain(&LINKS)
-        .any(|own| *own == name);
+        .any(|own| *own == name && *own != HISTORY_PLOT_FILE);
     if is_run && own {
         bail!(
             "{flag} {} is one of the run folder's own files; choose another name",
