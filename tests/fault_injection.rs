@@ -138,16 +138,49 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// How a hurt command came through, counted for the summary line.
+#[derive(Default)]
+struct Outcomes {
+    unhurt: AtomicUsize,
+    /// The changes whose failure the command came through by itself.
+    unhurt_at: std::sync::Mutex<Vec<String>>,
+    resumed: AtomicUsize,
+    started_again: AtomicUsize,
+}
+
+impl Outcomes {
+    fn summary(&self) -> String {
+        let mut unhurt_at = self.unhurt_at.lock().unwrap().clone();
+        unhurt_at.sort();
+        format!(
+            "{} finished despite the fault, {} resumed, {} started again; came through: {:#?}",
+            self.unhurt.load(Ordering::SeqCst),
+            self.resumed.load(Ordering::SeqCst),
+            self.started_again.load(Ordering::SeqCst),
+            unhurt_at
+        )
+    }
+
+    fn came_through(&self, context: String) {
+        self.unhurt.fetch_add(1, Ordering::SeqCst);
+        self.unhurt_at.lock().unwrap().push(context);
+    }
+}
+
 /// A run folder hurt at one change goes on to the unhurt history: by
 /// `--resume` once it holds a checkpoint, else by the same command again.
-fn recover(f: &Fixture, run: &str, again: &[String], context: &str) {
+fn recover(f: &Fixture, run: &str, again: &[String], context: &str, outcomes: &Outcomes) {
     let dir = f.root.join(run);
-    let args: Vec<String> = match has_checkpoint(&dir) {
-        true => ["--resume", &f.path(run), "--verbose", "0"]
-            .map(String::from)
-            .to_vec(),
-        false => again.to_vec(),
+    let (args, counter): (Vec<String>, _) = match has_checkpoint(&dir) {
+        true => (
+            ["--resume", &f.path(run), "--verbose", "0"]
+                .map(String::from)
+                .to_vec(),
+            &outcomes.resumed,
+        ),
+        false => (again.to_vec(), &outcomes.started_again),
     };
+    counter.fetch_add(1, Ordering::SeqCst);
     let out = run_plain(&f.root, &args);
     assert!(
         out.status.success(),
@@ -169,18 +202,26 @@ fn train_args(f: &Fixture, run: &str) -> Vec<String> {
 #[test]
 fn a_train_hurt_at_any_file_change_ends_as_one_never_hurt() {
     let f = fixture();
+    // The data cache first, so that every run below makes the same changes.
+    assert!(run_plain(&f.root, &train_args(&f, "warm")).status.success());
     let base = train_args(&f, "base");
     let points = changes(&f.root, &base);
     let expected = metrics(&f.root.join("base"));
     std::fs::write(f.root.join("user.txt"), "mine").unwrap();
     let before = snapshot(&f.root.join("data"));
+    let outcomes = Outcomes::default();
     let walked = walk(points.len(), |n, fault| {
         let name = format!("w-{fault:?}-{n}");
         let args = train_args(&f, &name);
         let context = format!("{fault:?} at {}", points[n - 1]);
         let hurt = run(&f.root, &args, n, fault, false);
-        if !hurt.status.success() {
-            recover(&f, &name, &args, &context);
+        assert!(
+            !matches!(fault, Fault::Abort) || !hurt.status.success(),
+            "{context}: the abort never came; the runs make other changes than the traced one"
+        );
+        match hurt.status.success() {
+            true => outcomes.came_through(context.clone()),
+            false => recover(&f, &name, &args, &context, &outcomes),
         }
         assert_eq!(metrics(&f.root.join(&name)), expected, "{context}");
     });
@@ -194,8 +235,9 @@ fn a_train_hurt_at_any_file_change_ends_as_one_never_hurt() {
         "mine"
     );
     eprintln!(
-        "train: {} fault points, {walked} cases walked",
-        points.len()
+        "train: {} fault points, {walked} cases walked: {}",
+        points.len(),
+        outcomes.summary()
     );
 }
 
@@ -221,19 +263,26 @@ fn a_resume_hurt_at_any_file_change_ends_as_one_never_hurt() {
     let resume = |run: &str| ["--resume", &f.path(run), "--verbose", "0"].map(String::from);
     copy("probe");
     let points = changes(&f.root, &resume("probe"));
+    let outcomes = Outcomes::default();
     let walked = walk(points.len(), |n, fault| {
         let name = format!("r-{fault:?}-{n}");
         copy(&name);
         let context = format!("{fault:?} at {}", points[n - 1]);
         let hurt = run(&f.root, &resume(&name), n, fault, false);
-        if !hurt.status.success() {
-            recover(&f, &name, &resume(&name), &context);
+        assert!(
+            !matches!(fault, Fault::Abort) || !hurt.status.success(),
+            "{context}: the abort never came; the runs make other changes than the traced one"
+        );
+        match hurt.status.success() {
+            true => outcomes.came_through(context.clone()),
+            false => recover(&f, &name, &resume(&name), &context, &outcomes),
         }
         assert_eq!(metrics(&f.root.join(&name)), expected, "{context}");
     });
     eprintln!(
-        "resume: {} fault points, {walked} cases walked",
-        points.len()
+        "resume: {} fault points, {walked} cases walked: {}",
+        points.len(),
+        outcomes.summary()
     );
 }
 
@@ -259,7 +308,11 @@ fn a_data_command_hurt_at_any_file_change_prepares_the_same_arrays() {
     let walked = walk(points.len(), |n, fault| {
         let dir = format!("d-{fault:?}-{n}");
         let context = format!("{fault:?} at {}", points[n - 1]);
-        let _ = run(&f.root, &data_args(&dir), n, fault, false);
+        let hurt = run(&f.root, &data_args(&dir), n, fault, false);
+        assert!(
+            !matches!(fault, Fault::Abort) || !hurt.status.success(),
+            "{context}: the abort never came"
+        );
         let out = run_plain(&f.root, &data_args(&dir));
         assert!(out.status.success(), "{context}: {}", stderr(&out));
         let report = String::from_utf8(out.stdout).unwrap();

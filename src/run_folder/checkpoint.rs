@@ -177,7 +177,7 @@ impl Checkpoints {
                 found.push((number, entry.path()));
             }
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
         Ok(found)
     }
 
