@@ -329,7 +329,7 @@ fn save_vocabulary(cfg: &DataConfig, key: &CacheKey, vocab: &Vocabulary) -> Resu
 
 /// `x_*` as `n x maxlen` and `y_*` as `n`, all int32, like Keras's arrays.
 fn export_npy(dir: &Path, ds: &Dataset) -> Result<()> {
-    std::fs::create_dir_all(dir)
+    crate::disk::create_dir_all(dir)
         .with_context(|| format!("cannot create the export folder {}", dir.display()))?;
     for (name, split) in [("train", &ds.train), ("test", &ds.test)] {
         let x = dir.join(format!("x_{name}.npy"));

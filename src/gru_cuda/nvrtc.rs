@@ -241,7 +241,8 @@ pub fn store(path: &Path, cubin: &[u8]) {
     let digest = Sha256::digest(cubin);
     let _ = path
         .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
+        .map_or(Ok(None), crate::disk::create_dir_all)
+        .map(drop)
         .map_err(anyhow::Error::from)
         .and_then(|()| {
             write_atomically(path, |out| {
