@@ -145,7 +145,18 @@ pub struct TextsDataset {
 /// Reads, checks and prepares the texts, or loads the cache of an earlier
 /// run on the same files and options.
 pub fn load_texts(cfg: &TextsConfig) -> Result<TextsDataset> {
-    let loaded = load(cfg)?;
+    load_texts_checking(cfg, &|_| Ok(()))
+}
+
+/// [`load_texts`], asking `fits` whether the arrays of this many texts (of
+/// both files) may be made once they are counted, before they are padded:
+/// padded to a huge `--maxlen` they would not fit in memory, and the
+/// process would be killed before any check after them.
+pub fn load_texts_checking(
+    cfg: &TextsConfig,
+    fits: &dyn Fn(usize) -> Result<()>,
+) -> Result<TextsDataset> {
+    let loaded = load(cfg, fits)?;
     Ok(TextsDataset {
         dataset: loaded.prepared.dataset,
         class_names: loaded.meta.classes,
@@ -157,7 +168,7 @@ pub fn load_texts(cfg: &TextsConfig) -> Result<TextsDataset> {
 /// export with the class names beside it (`labels.json`).
 pub fn run_texts_data_command(cfg: &TextsConfig, export: Option<&Path>) -> Result<()> {
     let started = Instant::now();
-    let loaded = load(cfg)?;
+    let loaded = load(cfg, &|_| Ok(()))?;
     let elapsed = started.elapsed();
     let ds = &loaded.prepared.dataset;
     let mut out = std::io::stdout().lock();
@@ -304,7 +315,9 @@ impl Role {
     }
 }
 
-fn load(cfg: &TextsConfig) -> Result<Loaded> {
+/// The arrays of `cfg`, from the cache or the files; `fits` is asked about
+/// their count of texts (see [`load_texts_checking`]).
+fn load(cfg: &TextsConfig, fits: &dyn Fn(usize) -> Result<()>) -> Result<Loaded> {
     let files = source_files(cfg)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
@@ -314,27 +327,30 @@ fn load(cfg: &TextsConfig) -> Result<Loaded> {
         maxlen: cfg.maxlen,
     };
     let paths = CachePaths::new(cfg, &key);
+    // A cache's arrays are made already, but the model beside them is
+    // checked all the same.
     let from_cache = |key: CacheKey, (prepared, meta): (Prepared, Meta)| {
+        fits(prepared.dataset.train.len() + prepared.dataset.test.len())?;
         warn_empty_texts(&files, &meta);
-        Loaded {
+        Ok(Loaded {
             prepared,
             meta,
             origin: Origin::Cache,
             sha256: key.archive_sha256,
-        }
+        })
     };
     if let Some(found) = cached(&paths, &key) {
-        return Ok(from_cache(key, found));
+        return from_cache(key, found);
     }
     // Runs that share the folder take turns from here, as for IMDB; one
     // that waited may find the cache that the other has just written.
     let turn = DataDirLock::acquire(&cfg.data_dir)?;
     if turn.waited() {
         if let Some(found) = cached(&paths, &key) {
-            return Ok(from_cache(key, found));
+            return from_cache(key, found);
         }
     }
-    let (prepared, meta) = read_and_prepare(cfg, &files)?;
+    let (prepared, meta) = read_and_prepare(cfg, &files, fits)?;
     warn_empty_texts(&files, &meta);
     // The class names first: the arrays without them are no cache.
     write_json(&paths.meta, &meta, JsonLayout::OneLine)?;
@@ -477,10 +493,12 @@ fn warn_empty_texts(files: &[(Role, &Path, Format)], meta: &Meta) {
 
 /// Streams both files through the tokenisers: the training file first (its
 /// labels make the classes), then the test file (whose labels must be
-/// among them).
+/// among them). `fits` is asked about the count of texts before any is
+/// padded.
 fn read_and_prepare(
     cfg: &TextsConfig,
     files: &[(Role, &Path, Format)],
+    fits: &dyn Fn(usize) -> Result<()>,
 ) -> Result<(Prepared, Meta)> {
     let shape = Shape {
         num_words: cfg.max_features,
@@ -522,6 +540,7 @@ fn read_and_prepare(
             }
         }
         progress.finish_and_clear();
+        fits(order as usize)?;
         let classes = classes.context("no training file")?;
         meta.classes = classes.names;
         Ok(classes.class_of)
