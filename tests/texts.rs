@@ -474,3 +474,59 @@ fn the_archive_and_a_train_file_are_not_given_together() {
         "{stderr}"
     );
 }
+
+#[test]
+fn labels_that_are_the_same_number_are_one_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = write(
+        tmp.path(),
+        "train.csv",
+        "text,label\na,1\nb,1.0\nc,0\nd,0.0\ne,1\n",
+    );
+    let test = write(tmp.path(), "test.csv", "text,label\nx,1.00\ny,0\n");
+    let got = load(&config(tmp.path(), &train, Some(&test)));
+    assert_eq!(got.class_names, ["0", "1"]);
+    assert_eq!(got.dataset.train.y, [1, 1, 0, 0, 1]);
+    assert_eq!(got.dataset.test.y, [1, 0]);
+    // How they were read is said, also when the arrays come from the cache.
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let data = s(&tmp.path().join("cli"));
+    let args = [
+        "data",
+        "-q",
+        "--data-dir",
+        &data,
+        "--train-file",
+        &s(&train),
+        "--test-file",
+        &s(&test),
+    ];
+    for _ in 0..2 {
+        let (code, stdout, stderr) = run_cli(&args);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            stderr.contains(
+                "note: labels 0 and 0.0 read as the same class 0; labels 1 and 1.0 \
+                 read as the same class 1; test label 1.00 read as the class 1\n"
+            ),
+            "{stderr}"
+        );
+        assert!(stdout.contains("y_train labels: 2 0, 3 1"), "{stdout}");
+    }
+}
+
+#[test]
+fn a_test_label_finds_the_training_class_of_the_same_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = write(tmp.path(), "train.csv", "text,label\na,1\nb,2\n");
+    let test = write(tmp.path(), "test.csv", "text,label\nx,2.0\ny,1e0\n");
+    let got = load(&config(tmp.path(), &train, Some(&test)));
+    assert_eq!(got.class_names, ["1", "2"], "no two training labels merged");
+    assert_eq!(got.dataset.test.y, [1, 0]);
+    // Strings are not numbers: a test label must be one of them as it is.
+    let train = write(tmp.path(), "strings.csv", "text,label\na,1\nb,pos\n");
+    let test = write(tmp.path(), "one.csv", "text,label\nx,1.0\n");
+    let mut cfg = config(tmp.path(), &train, Some(&test));
+    cfg.data_dir = tmp.path().join("strings");
+    assert_has(&refused(&cfg), &["one.csv", "line 2", "'1.0' is not among"]);
+}

@@ -289,6 +289,10 @@ struct Meta {
     /// Empty texts of the training and test files, warned about again on
     /// every run that uses the cache.
     empty_texts: [u64; 2],
+    /// How labels that are the same number were read as one class, told
+    /// again on every run that uses the cache; absent when none were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label_note: Option<String>,
 }
 
 struct Loaded {
@@ -331,6 +335,7 @@ fn load(cfg: &TextsConfig, fits: &dyn Fn(usize) -> Result<()>) -> Result<Loaded>
     // checked all the same.
     let from_cache = |key: CacheKey, (prepared, meta): (Prepared, Meta)| {
         fits(prepared.dataset.train.len() + prepared.dataset.test.len())?;
+        tell_how_labels_were_read(&meta);
         warn_empty_texts(&files, &meta);
         Ok(Loaded {
             prepared,
@@ -351,6 +356,7 @@ fn load(cfg: &TextsConfig, fits: &dyn Fn(usize) -> Result<()>) -> Result<Loaded>
         }
     }
     let (prepared, meta) = read_and_prepare(cfg, &files, fits)?;
+    tell_how_labels_were_read(&meta);
     warn_empty_texts(&files, &meta);
     // The class names first: the arrays without them are no cache.
     write_json(&paths.meta, &meta, JsonLayout::OneLine)?;
@@ -453,6 +459,12 @@ fn cached(paths: &CachePaths, key: &CacheKey) -> Option<(Prepared, Meta)> {
             .with_context(|| format!("cannot read {}", paths.meta.display()))?;
         let meta: Meta = serde_json::from_str(&text)
             .with_context(|| format!("bad cache file {}", paths.meta.display()))?;
+        if labels::same_number_twice(&meta.classes) {
+            bail!(
+                "{} has classes that are the same number (read before they were one class)",
+                paths.meta.display()
+            );
+        }
         let ds = &prepared.dataset;
         let classes = meta.classes.len();
         if ds
@@ -475,6 +487,12 @@ fn cached(paths: &CachePaths, key: &CacheKey) -> Option<(Prepared, Meta)> {
             eprintln!("warning: {e:#}; rebuilding it");
             None
         }
+    }
+}
+
+fn tell_how_labels_were_read(meta: &Meta) {
+    if let Some(note) = &meta.label_note {
+        eprintln!("note: {note}");
     }
 }
 
@@ -507,6 +525,7 @@ fn read_and_prepare(
     let mut meta = Meta {
         classes: Vec::new(),
         empty_texts: [0; 2],
+        label_note: None,
     };
     let progress = progress_bar(cfg, files);
     let prepared = prepare_texts(shape, |sink: &mut TextSink<'_, u64>| {
@@ -542,6 +561,7 @@ fn read_and_prepare(
         progress.finish_and_clear();
         fits(order as usize)?;
         let classes = classes.context("no training file")?;
+        meta.label_note = labels.note(&classes);
         meta.classes = classes.names;
         Ok(classes.class_of)
     })?;
