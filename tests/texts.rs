@@ -530,3 +530,34 @@ fn a_test_label_finds_the_training_class_of_the_same_number() {
     cfg.data_dir = tmp.path().join("strings");
     assert_has(&refused(&cfg), &["one.csv", "line 2", "'1.0' is not among"]);
 }
+
+#[test]
+fn a_nul_byte_in_a_text_is_refused_with_its_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let jsonl = write(
+        dir,
+        "nul.jsonl",
+        "{\"text\":\"a\",\"label\":1}\n{\"text\":\"b\\u0000\",\"label\":0}\n",
+    );
+    assert_has(
+        &refused(&config(dir, &jsonl, None)),
+        &[
+            "nul.jsonl",
+            "line 2:",
+            "the text holds a NUL byte",
+            "UTF-16",
+        ],
+    );
+    // UTF-16 text of ASCII is valid UTF-8, NUL every other byte.
+    let root = dir.join("folders");
+    for class in ["neg", "pos"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        write(&root.join(class), "1_1.txt", "fine");
+    }
+    write(&root.join("pos"), "2_9.txt", b"g\0o\0o\0d\0");
+    assert_has(
+        &refused(&config(dir, &root, None)),
+        &["2_9.txt", "NUL byte"],
+    );
+}

@@ -7,6 +7,10 @@
 //! the file of a folder) and what is wrong; empty texts are counted and
 //! warned about, or refused with [`EmptyTexts::Refuse`]. Nothing is cached
 //! from a file that failed.
+//!
+//! A NUL byte in a text or a label is an error too: text has none, and
+//! they are what a UTF-16 file looks like read as UTF-8, which it passes
+//! for when its text is ASCII (every other byte NUL).
 mod folders;
 mod jsonl;
 mod labels;
@@ -585,6 +589,14 @@ impl Reading<'_> {
         let Row { place, text, label } = row;
         if label.is_empty() {
             bail!("{place}: the label is empty or missing");
+        }
+        for (what, field) in [("text", &text), ("label", &label)] {
+            if let Some(at) = field.bytes().position(|b| b == 0) {
+                bail!(
+                    "{place}: the {what} holds a NUL byte (byte {at} of it), which text has \
+                     none of: is the file UTF-16? save it as UTF-8"
+                );
+            }
         }
         let number = match self.role {
             Role::Train => self.labels.add(&label).ok_or_else(|| {
