@@ -531,6 +531,48 @@ fn a_test_label_finds_the_training_class_of_the_same_number() {
     assert_has(&refused(&cfg), &["one.csv", "line 2", "'1.0' is not among"]);
 }
 
+/// Each case of `every_bad_table_is_refused_with_its_file_line_and_problem`
+/// that names a line, with CRLF line ends, and after a blank line.
+#[test]
+fn row_errors_of_crlf_files_and_after_blank_lines_name_their_own_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cases: [(&str, &str); 4] = [
+        ("text,label\na,1\nb\nc,0\n", "1 fields, fewer than the 2"),
+        ("text,label\na,1\n\"b,0\nc,1\n", "quote is never closed"),
+        ("text,label\na,1\nb\u{0},0\n", "NUL byte"),
+        ("text,label\na,1\nb, \n", "label is empty"),
+    ];
+    for (lf, problem) in cases {
+        let crlf = lf.replace('\n', "\r\n");
+        let blank = lf.replacen("a,1\n", "\na,1\n\n", 1);
+        for (name, content, line) in [
+            ("lf.csv", lf.to_owned(), "line 3:"),
+            ("crlf.csv", crlf, "line 3:"),
+            ("blank.csv", blank, "line 5:"),
+        ] {
+            let file = write(dir, name, content);
+            let err = refused(&config(dir, &file, None));
+            assert_has(&err, &[name, line, problem]);
+        }
+    }
+    // A record over several lines is named by its first.
+    let file = write(dir, "multi.csv", "text,label\r\n\"a\r\nb\",1\r\nc,1,2\r\n");
+    assert_has(
+        &refused(&config(dir, &file, None)),
+        &["multi.csv", "line 4:", "more than the 2 of line 1"],
+    );
+    let jsonl = write(
+        dir,
+        "crlf.jsonl",
+        "{\"text\":\"a\",\"label\":1}\r\n\r\n{\"text\":\"b\"}\r\n",
+    );
+    assert_has(
+        &refused(&config(dir, &jsonl, None)),
+        &["crlf.jsonl", "line 3:", "label is empty or missing"],
+    );
+}
+
 #[test]
 fn a_nul_byte_in_a_text_is_refused_with_its_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
