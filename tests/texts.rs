@@ -574,6 +574,20 @@ fn row_errors_of_crlf_files_and_after_blank_lines_name_their_own_line() {
 }
 
 #[test]
+fn a_key_given_twice_in_a_json_line_is_refused_with_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        tmp.path(),
+        "twice.jsonl",
+        "{\"text\":\"a\",\"label\":1}\n{\"text\":\"b\",\"label\":0,\"label\":1}\n",
+    );
+    assert_has(
+        &refused(&config(tmp.path(), &file, None)),
+        &["twice.jsonl", "line 2:", "the key 'label' is given twice"],
+    );
+}
+
+#[test]
 fn a_nul_byte_in_a_text_is_refused_with_its_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
