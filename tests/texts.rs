@@ -617,3 +617,38 @@ fn a_nul_byte_in_a_text_is_refused_with_its_file_and_line() {
         &["2_9.txt", "NUL byte"],
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn hidden_folders_are_no_classes_and_links_out_of_the_folder_are_refused() {
+    use std::os::unix::fs::symlink;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("train");
+    for class in ["neg", "pos", ".ipynb_checkpoints"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        write(&root.join(class), "1_1.txt", "fine");
+    }
+    // A link that stays inside the folder is followed.
+    symlink(root.join("pos/1_1.txt"), root.join("pos/2_1.txt")).unwrap();
+    let got = load(&config(tmp.path(), &root, None));
+    assert_eq!(got.class_names, ["neg", "pos"]);
+    assert_eq!(got.dataset.train.len(), 3);
+
+    let outside = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    write(&outside, "secret.txt", "not the folder's own");
+    symlink(outside.join("secret.txt"), root.join("neg/3_1.txt")).unwrap();
+    let mut cfg = config(tmp.path(), &root, None);
+    cfg.data_dir = tmp.path().join("file-link");
+    assert_has(
+        &refused(&cfg),
+        &["3_1.txt", "is a symbolic link to", "secret.txt", "outside"],
+    );
+    std::fs::remove_file(root.join("neg/3_1.txt")).unwrap();
+    symlink(&outside, root.join("more")).unwrap();
+    cfg.data_dir = tmp.path().join("folder-link");
+    assert_has(
+        &refused(&cfg),
+        &["more", "is a symbolic link to", "elsewhere", "outside"],
+    );
+}
