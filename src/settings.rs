@@ -465,7 +465,7 @@ fn memory_needs(
     [
         MemoryNeed {
             what: "the padded texts",
-            bytes: samples as f64 * t * (4.0 + 8.0),
+            bytes: padded_texts_bytes(samples, data.maxlen),
             flags: vec![maxlen],
         },
         MemoryNeed {
@@ -534,6 +534,31 @@ fn check_memory_within(
         gib(*most),
         gib(available)
     )
+}
+
+/// The arrays of `samples` texts padded to `maxlen`: ids (i32) and what
+/// training copies of them.
+fn padded_texts_bytes(samples: usize, maxlen: usize) -> f64 {
+    samples as f64 * maxlen as f64 * (4.0 + 8.0)
+}
+
+/// Refuses a `--maxlen` whose padded arrays of `samples` texts alone cannot
+/// fit in the memory available now: what `data` checks, which trains
+/// nothing, before it pads.
+pub fn check_padded_texts_memory(maxlen: usize, samples: usize) -> Result<()> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let needed = padded_texts_bytes(samples, maxlen);
+    let gib = |bytes: f64| bytes / (1u64 << 30) as f64;
+    ensure!(
+        needed <= available,
+        "{samples} texts padded to --maxlen {maxlen} need about {:.1} GiB, but {:.1} GiB of \
+         memory is available: lower --maxlen",
+        gib(needed),
+        gib(available)
+    );
+    Ok(())
 }
 
 /// `MemAvailable` of /proc/meminfo, in bytes (Linux); `None` elsewhere.

@@ -457,6 +457,32 @@ fn a_bad_file_on_the_command_line_exits_1_naming_it() {
 }
 
 #[test]
+fn data_refuses_a_maxlen_too_long_for_memory_before_padding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "t.csv", csv_of(&ROWS));
+    // 10^13 ids a text: one padded text alone is more memory than any
+    // machine has, so padding before the check aborts or is killed.
+    let (code, _, stderr) = run_cli(&[
+        "data",
+        "-q",
+        "--data-dir",
+        tmp.path().join("d").to_str().unwrap(),
+        "--train-file",
+        file.to_str().unwrap(),
+        "--maxlen",
+        "10000000000000",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_has(
+        &stderr,
+        &[
+            "6 texts padded to --maxlen 10000000000000",
+            "lower --maxlen",
+        ],
+    );
+}
+
+#[test]
 fn the_archive_and_a_train_file_are_not_given_together() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "t.csv", csv_of(&ROWS));

@@ -172,7 +172,10 @@ pub fn load_texts_checking(
 /// export with the class names beside it (`labels.json`).
 pub fn run_texts_data_command(cfg: &TextsConfig, export: Option<&Path>) -> Result<()> {
     let started = Instant::now();
-    let loaded = load(cfg, &|_| Ok(()))?;
+    // Checked before padding, as `train` checks: a huge --maxlen would be
+    // killed for its memory first.
+    let fits = |samples| crate::settings::check_padded_texts_memory(cfg.maxlen, samples);
+    let loaded = load(cfg, &fits)?;
     let elapsed = started.elapsed();
     let ds = &loaded.prepared.dataset;
     let mut out = std::io::stdout().lock();
