@@ -90,7 +90,12 @@ fn read_record(reader: &mut csv::Reader<impl Read>, record: &mut csv::ByteRecord
 fn record_line<R: Read>(reader: &mut csv::Reader<LineFeeds<R>>, record: &csv::ByteRecord) -> u64 {
     let end = reader.position().clone();
     let ended_by_line_feed = end.byte() > 0 && reader.get_mut().is_line_feed(end.byte() - 1);
-    end.line() - line_feeds_in(record) - u64::from(ended_by_line_feed)
+    // Every line feed taken off is one the parser passed, so this is at
+    // least 1; saturating all the same, as a line number is not worth a
+    // panic.
+    end.line()
+        .saturating_sub(line_feeds_in(record) + u64::from(ended_by_line_feed))
+        .max(1)
 }
 
 /// The line feeds in a record's fields (quoted ones keep theirs).
