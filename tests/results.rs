@@ -318,6 +318,34 @@ fn summary_of_a_run_counts_its_parameters() {
 }
 
 #[test]
+fn summary_counts_of_huge_sizes_are_exact_or_refused_naming_the_flags() {
+    let max = "2147483647";
+    let flags = [
+        "summary",
+        "--max-features",
+        max,
+        "--embedding-dim",
+        max,
+        "--units",
+    ];
+    let (code, stdout, stderr) = run(&[&flags[..], &[max]].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    // (2^31 - 1)^2 + 3 ((2^31 - 1)^2 + (2^31 - 1)^2 + 2 (2^31 - 1)) + 2^31:
+    // past usize, and not wrapped.
+    assert!(
+        stdout.contains(" Total params: 32,281,802,113,959,329,793 ("),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run(&[&flags[..], &["18446744073709551615"]].concat());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the GRU layer of --max-features 2147483647, --embedding-dim 2147483647 and --units 18446744073709551615 would have more than 2^128 parameters: lower --embedding-dim or --units")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_folder_that_is_not_a_run_is_named() {
     let f = fixture();
     let empty = f.root.join("data");

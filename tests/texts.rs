@@ -457,6 +457,32 @@ fn a_bad_file_on_the_command_line_exits_1_naming_it() {
 }
 
 #[test]
+fn data_refuses_a_maxlen_too_long_for_memory_before_padding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "t.csv", csv_of(&ROWS));
+    // 10^13 ids a text: one padded text alone is more memory than any
+    // machine has, so padding before the check aborts or is killed.
+    let (code, _, stderr) = run_cli(&[
+        "data",
+        "-q",
+        "--data-dir",
+        tmp.path().join("d").to_str().unwrap(),
+        "--train-file",
+        file.to_str().unwrap(),
+        "--maxlen",
+        "10000000000000",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_has(
+        &stderr,
+        &[
+            "6 texts padded to --maxlen 10000000000000",
+            "lower --maxlen",
+        ],
+    );
+}
+
+#[test]
 fn the_archive_and_a_train_file_are_not_given_together() {
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "t.csv", csv_of(&ROWS));
@@ -472,5 +498,183 @@ fn the_archive_and_a_train_file_are_not_given_together() {
     assert!(
         stderr.contains("'--train-file <FILE>' cannot be used with '--data-url"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn labels_that_are_the_same_number_are_one_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = write(
+        tmp.path(),
+        "train.csv",
+        "text,label\na,1\nb,1.0\nc,0\nd,0.0\ne,1\n",
+    );
+    let test = write(tmp.path(), "test.csv", "text,label\nx,1.00\ny,0\n");
+    let got = load(&config(tmp.path(), &train, Some(&test)));
+    assert_eq!(got.class_names, ["0", "1"]);
+    assert_eq!(got.dataset.train.y, [1, 1, 0, 0, 1]);
+    assert_eq!(got.dataset.test.y, [1, 0]);
+    // How they were read is said, also when the arrays come from the cache.
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let data = s(&tmp.path().join("cli"));
+    let args = [
+        "data",
+        "-q",
+        "--data-dir",
+        &data,
+        "--train-file",
+        &s(&train),
+        "--test-file",
+        &s(&test),
+    ];
+    for _ in 0..2 {
+        let (code, stdout, stderr) = run_cli(&args);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            stderr.contains(
+                "note: labels 0 and 0.0 read as the same class 0; labels 1 and 1.0 \
+                 read as the same class 1; test label 1.00 read as the class 1\n"
+            ),
+            "{stderr}"
+        );
+        assert!(stdout.contains("y_train labels: 2 0, 3 1"), "{stdout}");
+    }
+}
+
+#[test]
+fn a_test_label_finds_the_training_class_of_the_same_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = write(tmp.path(), "train.csv", "text,label\na,1\nb,2\n");
+    let test = write(tmp.path(), "test.csv", "text,label\nx,2.0\ny,1e0\n");
+    let got = load(&config(tmp.path(), &train, Some(&test)));
+    assert_eq!(got.class_names, ["1", "2"], "no two training labels merged");
+    assert_eq!(got.dataset.test.y, [1, 0]);
+    // Strings are not numbers: a test label must be one of them as it is.
+    let train = write(tmp.path(), "strings.csv", "text,label\na,1\nb,pos\n");
+    let test = write(tmp.path(), "one.csv", "text,label\nx,1.0\n");
+    let mut cfg = config(tmp.path(), &train, Some(&test));
+    cfg.data_dir = tmp.path().join("strings");
+    assert_has(&refused(&cfg), &["one.csv", "line 2", "'1.0' is not among"]);
+}
+
+/// Each case of `every_bad_table_is_refused_with_its_file_line_and_problem`
+/// that names a line, with CRLF line ends, and after a blank line.
+#[test]
+fn row_errors_of_crlf_files_and_after_blank_lines_name_their_own_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cases: [(&str, &str); 4] = [
+        ("text,label\na,1\nb\nc,0\n", "1 fields, fewer than the 2"),
+        ("text,label\na,1\n\"b,0\nc,1\n", "quote is never closed"),
+        ("text,label\na,1\nb\u{0},0\n", "NUL byte"),
+        ("text,label\na,1\nb, \n", "label is empty"),
+    ];
+    for (lf, problem) in cases {
+        let crlf = lf.replace('\n', "\r\n");
+        let blank = lf.replacen("a,1\n", "\na,1\n\n", 1);
+        for (name, content, line) in [
+            ("lf.csv", lf.to_owned(), "line 3:"),
+            ("crlf.csv", crlf, "line 3:"),
+            ("blank.csv", blank, "line 5:"),
+        ] {
+            let file = write(dir, name, content);
+            let err = refused(&config(dir, &file, None));
+            assert_has(&err, &[name, line, problem]);
+        }
+    }
+    // A record over several lines is named by its first.
+    let file = write(dir, "multi.csv", "text,label\r\n\"a\r\nb\",1\r\nc,1,2\r\n");
+    assert_has(
+        &refused(&config(dir, &file, None)),
+        &["multi.csv", "line 4:", "more than the 2 of line 1"],
+    );
+    let jsonl = write(
+        dir,
+        "crlf.jsonl",
+        "{\"text\":\"a\",\"label\":1}\r\n\r\n{\"text\":\"b\"}\r\n",
+    );
+    assert_has(
+        &refused(&config(dir, &jsonl, None)),
+        &["crlf.jsonl", "line 3:", "label is empty or missing"],
+    );
+}
+
+#[test]
+fn a_key_given_twice_in_a_json_line_is_refused_with_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        tmp.path(),
+        "twice.jsonl",
+        "{\"text\":\"a\",\"label\":1}\n{\"text\":\"b\",\"label\":0,\"label\":1}\n",
+    );
+    assert_has(
+        &refused(&config(tmp.path(), &file, None)),
+        &["twice.jsonl", "line 2:", "the key 'label' is given twice"],
+    );
+}
+
+#[test]
+fn a_nul_byte_in_a_text_is_refused_with_its_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let jsonl = write(
+        dir,
+        "nul.jsonl",
+        "{\"text\":\"a\",\"label\":1}\n{\"text\":\"b\\u0000\",\"label\":0}\n",
+    );
+    assert_has(
+        &refused(&config(dir, &jsonl, None)),
+        &[
+            "nul.jsonl",
+            "line 2:",
+            "the text holds a NUL byte",
+            "UTF-16",
+        ],
+    );
+    // UTF-16 text of ASCII is valid UTF-8, NUL every other byte.
+    let root = dir.join("folders");
+    for class in ["neg", "pos"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        write(&root.join(class), "1_1.txt", "fine");
+    }
+    write(&root.join("pos"), "2_9.txt", b"g\0o\0o\0d\0");
+    assert_has(
+        &refused(&config(dir, &root, None)),
+        &["2_9.txt", "NUL byte"],
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn hidden_folders_are_no_classes_and_links_out_of_the_folder_are_refused() {
+    use std::os::unix::fs::symlink;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("train");
+    for class in ["neg", "pos", ".ipynb_checkpoints"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        write(&root.join(class), "1_1.txt", "fine");
+    }
+    // A link that stays inside the folder is followed.
+    symlink(root.join("pos/1_1.txt"), root.join("pos/2_1.txt")).unwrap();
+    let got = load(&config(tmp.path(), &root, None));
+    assert_eq!(got.class_names, ["neg", "pos"]);
+    assert_eq!(got.dataset.train.len(), 3);
+
+    let outside = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    write(&outside, "secret.txt", "not the folder's own");
+    symlink(outside.join("secret.txt"), root.join("neg/3_1.txt")).unwrap();
+    let mut cfg = config(tmp.path(), &root, None);
+    cfg.data_dir = tmp.path().join("file-link");
+    assert_has(
+        &refused(&cfg),
+        &["3_1.txt", "is a symbolic link to", "secret.txt", "outside"],
+    );
+    std::fs::remove_file(root.join("neg/3_1.txt")).unwrap();
+    symlink(&outside, root.join("more")).unwrap();
+    cfg.data_dir = tmp.path().join("folder-link");
+    assert_has(
+        &refused(&cfg),
+        &["more", "is a symbolic link to", "elsewhere", "outside"],
     );
 }

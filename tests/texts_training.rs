@@ -360,3 +360,23 @@ fn resuming_on_a_changed_or_other_training_file_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_maxlen_too_long_for_memory_is_refused_before_the_texts_are_padded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("small.csv");
+    three_topic_csv(&file, 4, 1);
+    // 10^13 ids a text: one padded text alone is more memory than any
+    // machine has, so padding before the check aborts or is killed.
+    let (code, _, stderr) = train_cli(
+        tmp.path(),
+        &["--train-file", &s(&file), "--validation-split", "0.5"],
+        &["--maxlen", "10000000000000"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("most of it for --maxlen (") && stderr.contains("lower --maxlen"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("run").exists(), "no run folder");
+}

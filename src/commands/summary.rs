@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::results::summary::model_summary;
+use crate::results::summary::try_model_summary;
 use crate::run_folder::RunFolder;
 use crate::settings::ModelConfig;
 
@@ -25,6 +25,6 @@ pub fn summary_command(settings: &SummarySettings) -> Result<()> {
             (config.model, config.maxlen)
         }
     };
-    print!("{}", model_summary(&model, maxlen));
+    print!("{}", try_model_summary(&model, maxlen)?);
     Ok(())
 }

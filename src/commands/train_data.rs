@@ -26,8 +26,8 @@ pub(super) struct LoadedTexts {
 
 impl TrainingData {
     /// IMDB, or the user's texts of `settings.texts`, which are checked
-    /// against the memory available once their count is known (IMDB's
-    /// settings were checked with its own).
+    /// against the memory available once their count is known and before
+    /// they are padded (IMDB's settings were checked with its own).
     pub fn load(settings: &TrainSettings) -> Result<TrainingData> {
         let Some(files) = &settings.texts else {
             let imdb = data::load_imdb(&settings.data)?;
@@ -37,9 +37,13 @@ impl TrainingData {
                 data_sha256: imdb.archive_sha256,
             });
         };
-        let loaded = texts::load_texts(&TextsConfig::new(&settings.data, files.clone()))?;
-        let samples = loaded.dataset.train.len() + loaded.dataset.test.len();
-        check_memory(&settings.data, &settings.model, &settings.train, samples)?;
+        // Checked once the texts are counted and before they are padded:
+        // a huge --maxlen would be killed for its memory before a later
+        // check.
+        let fits =
+            |samples| check_memory(&settings.data, &settings.model, &settings.train, samples);
+        let config = TextsConfig::new(&settings.data, files.clone());
+        let loaded = texts::load_texts_checking(&config, &fits)?;
         Ok(TrainingData {
             dataset: loaded.dataset,
             data_sha256: loaded.sha256.clone(),

@@ -15,7 +15,7 @@ use super::metrics::{
 };
 use super::plot::{history_svg, PlotRun};
 use super::run_record::RunRecord;
-use super::summary::{layers, thousands};
+use super::summary::{layers, thousands, total_parameters};
 use super::test_predictions::TestPredictions;
 use crate::settings::ModelConfig;
 
@@ -87,7 +87,7 @@ pub fn render_report(input: &ReportInput) -> Result<String> {
          <h1>gru-imdb run {name}</h1>\n<p class=\"note\">{}</p>\n",
         escape(&input.run.dir.display().to_string())
     );
-    html += &run_section(input);
+    html += &run_section(input)?;
     html += &curves_section(input.run)?;
     html += &metrics_section(&metrics, input.weights);
     html += &analysis_section(input, &predictions)?;
@@ -115,7 +115,7 @@ fn share(part: usize, whole: usize) -> String {
     format!("{:.1}%", 100.0 * part as f64 / whole.max(1) as f64)
 }
 
-fn run_section(input: &ReportInput) -> String {
+fn run_section(input: &ReportInput) -> Result<String> {
     let run = input.run;
     let config = &run.config;
     let p = input.predictions;
@@ -168,15 +168,15 @@ fn run_section(input: &ReportInput) -> String {
         html += &row(&[what.to_owned(), value]);
     }
     html += "</table>";
-    html += &model_table(&config.model, config.maxlen);
-    html + "</div></div>\n"
+    html += &model_table(&config.model, config.maxlen)?;
+    Ok(html + "</div></div>\n")
 }
 
 /// Keras's `model.summary()` as an HTML table: box-drawing text needs a
 /// font that has those characters, a table does not.
-fn model_table(model: &ModelConfig, maxlen: usize) -> String {
-    let layers = layers(model, maxlen);
-    let total: usize = layers.iter().map(|l| l.parameters).sum();
+fn model_table(model: &ModelConfig, maxlen: usize) -> Result<String> {
+    let layers = layers(model, maxlen)?;
+    let total = total_parameters(&layers)?;
     let mut html = String::from(
         "<h3>Model (Keras model.summary)</h3><table><tr><th>Layer (type)</th><th>Output Shape</th>\
          <th class=\"num\">Param #</th></tr>\n",
@@ -189,11 +189,12 @@ fn model_table(model: &ModelConfig, maxlen: usize) -> String {
             thousands(l.parameters)
         );
     }
-    html + &format!(
-        "<tr><th colspan=\"2\">Total params (all trainable)</th><th class=\"num\" data-metric=\"parameters\" \
+    Ok(html
+        + &format!(
+            "<tr><th colspan=\"2\">Total params (all trainable)</th><th class=\"num\" data-metric=\"parameters\" \
          data-value=\"{total}\">{}</th></tr></table>\n",
-        thousands(total)
-    )
+            thousands(total)
+        ))
 }
 
 fn curves_section(run: &RunRecord) -> Result<String> {

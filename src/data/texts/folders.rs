@@ -2,7 +2,10 @@
 //! named after it, holding one `.txt` file per text. Classes are the
 //! sub-folders; files are read in the order of the number their name starts
 //! with, then of their name (so aclImdb's `train/` comes in the archive's
-//! order). Other files are skipped, as Keras skips them.
+//! order). Other files are skipped, as Keras skips them, and so are hidden
+//! folders (`.git`, `.ipynb_checkpoints`): they are no classes. A symbolic
+//! link to a class folder or a `.txt` file outside the folder is refused:
+//! the texts would not be the folder's own.
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -41,23 +44,32 @@ pub(super) fn read(
 
 /// The class folders by name, each with its `.txt` files in reading order.
 pub(super) fn class_folders(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
+    let root_inside = Inside::new(root)?;
     let mut classes = Vec::new();
     for entry in read_dir_sorted(root)? {
-        if !entry.is_dir() {
+        if entry.is_hidden() || !entry.path.is_dir() {
             continue;
         }
+        root_inside.check(&entry)?;
         let name = entry
+            .path
             .file_name()
             .and_then(|n| n.to_str())
-            .with_context(|| format!("the folder name of {} is not UTF-8", entry.display()))?
+            .with_context(|| format!("the folder name of {} is not UTF-8", entry.path.display()))?
             .to_owned();
-        let mut files: Vec<PathBuf> = read_dir_sorted(&entry)?
-            .into_iter()
-            .filter(|f| f.is_file() && f.extension().is_some_and(|e| e == "txt"))
-            .collect();
+        let mut files = Vec::new();
+        for file in read_dir_sorted(&entry.path)? {
+            if file.path.extension().is_some_and(|e| e == "txt") && file.path.is_file() {
+                root_inside.check(&file)?;
+                files.push(file.path);
+            }
+        }
         files.sort_by_cached_key(|f| reading_order(f));
         if files.is_empty() {
-            bail!("the class folder {} holds no .txt files", entry.display());
+            bail!(
+                "the class folder {} holds no .txt files",
+                entry.path.display()
+            );
         }
         classes.push((name, files));
     }
@@ -67,16 +79,71 @@ pub(super) fn class_folders(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> 
     Ok(classes)
 }
 
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut paths = fs::read_dir(dir)
+/// A name in a folder, and whether it is a symbolic link.
+struct Entry {
+    path: PathBuf,
+    symlink: bool,
+}
+
+impl Entry {
+    fn is_hidden(&self) -> bool {
+        let name = self.path.file_name().unwrap_or_default();
+        name.as_encoded_bytes().first() == Some(&b'.')
+    }
+}
+
+/// The data folder, as what symbolic links in it must stay inside.
+struct Inside {
+    root: PathBuf,
+    canonical: PathBuf,
+}
+
+impl Inside {
+    fn new(root: &Path) -> Result<Inside> {
+        let canonical =
+            fs::canonicalize(root).with_context(|| format!("cannot resolve {}", root.display()))?;
+        Ok(Inside {
+            root: root.to_path_buf(),
+            canonical,
+        })
+    }
+
+    /// Refuses a symbolic link that leads out of the data folder.
+    fn check(&self, entry: &Entry) -> Result<()> {
+        if !entry.symlink {
+            return Ok(());
+        }
+        let target = fs::canonicalize(&entry.path)
+            .with_context(|| format!("cannot resolve the link {}", entry.path.display()))?;
+        if !target.starts_with(&self.canonical) {
+            bail!(
+                "{} is a symbolic link to {}, outside {}: class folders and their .txt files \
+                 must be inside the folder given (copy them in)",
+                entry.path.display(),
+                target.display(),
+                self.root.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<Entry>> {
+    let mut entries = fs::read_dir(dir)
         .and_then(|entries| {
             entries
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<Vec<_>, _>>()
+                .map(|e| {
+                    let e = e?;
+                    Ok(Entry {
+                        path: e.path(),
+                        symlink: e.file_type()?.is_symlink(),
+                    })
+                })
+                .collect::<std::io::Result<Vec<_>>>()
         })
         .with_context(|| format!("cannot list {}", dir.display()))?;
-    paths.sort();
-    Ok(paths)
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
 }
 
 /// The number a file name starts with (none sorts first), then the name.

@@ -7,6 +7,10 @@
 //! the file of a folder) and what is wrong; empty texts are counted and
 //! warned about, or refused with [`EmptyTexts::Refuse`]. Nothing is cached
 //! from a file that failed.
+//!
+//! A NUL byte in a text or a label is an error too: text has none, and
+//! they are what a UTF-16 file looks like read as UTF-8, which it passes
+//! for when its text is ASCII (every other byte NUL).
 mod folders;
 mod jsonl;
 mod labels;
@@ -145,7 +149,18 @@ pub struct TextsDataset {
 /// Reads, checks and prepares the texts, or loads the cache of an earlier
 /// run on the same files and options.
 pub fn load_texts(cfg: &TextsConfig) -> Result<TextsDataset> {
-    let loaded = load(cfg)?;
+    load_texts_checking(cfg, &|_| Ok(()))
+}
+
+/// [`load_texts`], asking `fits` whether the arrays of this many texts (of
+/// both files) may be made once they are counted, before they are padded:
+/// padded to a huge `--maxlen` they would not fit in memory, and the
+/// process would be killed before any check after them.
+pub fn load_texts_checking(
+    cfg: &TextsConfig,
+    fits: &dyn Fn(usize) -> Result<()>,
+) -> Result<TextsDataset> {
+    let loaded = load(cfg, fits)?;
     Ok(TextsDataset {
         dataset: loaded.prepared.dataset,
         class_names: loaded.meta.classes,
@@ -157,7 +172,10 @@ pub fn load_texts(cfg: &TextsConfig) -> Result<TextsDataset> {
 /// export with the class names beside it (`labels.json`).
 pub fn run_texts_data_command(cfg: &TextsConfig, export: Option<&Path>) -> Result<()> {
     let started = Instant::now();
-    let loaded = load(cfg)?;
+    // Checked before padding, as `train` checks: a huge --maxlen would be
+    // killed for its memory first.
+    let fits = |samples| crate::settings::check_padded_texts_memory(cfg.maxlen, samples);
+    let loaded = load(cfg, &fits)?;
     let elapsed = started.elapsed();
     let ds = &loaded.prepared.dataset;
     let mut out = std::io::stdout().lock();
@@ -278,6 +296,10 @@ struct Meta {
     /// Empty texts of the training and test files, warned about again on
     /// every run that uses the cache.
     empty_texts: [u64; 2],
+    /// How labels that are the same number were read as one class, told
+    /// again on every run that uses the cache; absent when none were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label_note: Option<String>,
 }
 
 struct Loaded {
@@ -304,7 +326,9 @@ impl Role {
     }
 }
 
-fn load(cfg: &TextsConfig) -> Result<Loaded> {
+/// The arrays of `cfg`, from the cache or the files; `fits` is asked about
+/// their count of texts (see [`load_texts_checking`]).
+fn load(cfg: &TextsConfig, fits: &dyn Fn(usize) -> Result<()>) -> Result<Loaded> {
     let files = source_files(cfg)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
@@ -314,27 +338,32 @@ fn load(cfg: &TextsConfig) -> Result<Loaded> {
         maxlen: cfg.maxlen,
     };
     let paths = CachePaths::new(cfg, &key);
+    // A cache's arrays are made already, but the model beside them is
+    // checked all the same.
     let from_cache = |key: CacheKey, (prepared, meta): (Prepared, Meta)| {
+        fits(prepared.dataset.train.len() + prepared.dataset.test.len())?;
+        tell_how_labels_were_read(&meta);
         warn_empty_texts(&files, &meta);
-        Loaded {
+        Ok(Loaded {
             prepared,
             meta,
             origin: Origin::Cache,
             sha256: key.archive_sha256,
-        }
+        })
     };
     if let Some(found) = cached(&paths, &key) {
-        return Ok(from_cache(key, found));
+        return from_cache(key, found);
     }
     // Runs that share the folder take turns from here, as for IMDB; one
     // that waited may find the cache that the other has just written.
     let turn = DataDirLock::acquire(&cfg.data_dir)?;
     if turn.waited() {
         if let Some(found) = cached(&paths, &key) {
-            return Ok(from_cache(key, found));
+            return from_cache(key, found);
         }
     }
-    let (prepared, meta) = read_and_prepare(cfg, &files)?;
+    let (prepared, meta) = read_and_prepare(cfg, &files, fits)?;
+    tell_how_labels_were_read(&meta);
     warn_empty_texts(&files, &meta);
     // The class names first: the arrays without them are no cache.
     write_json(&paths.meta, &meta, JsonLayout::OneLine)?;
@@ -437,6 +466,12 @@ fn cached(paths: &CachePaths, key: &CacheKey) -> Option<(Prepared, Meta)> {
             .with_context(|| format!("cannot read {}", paths.meta.display()))?;
         let meta: Meta = serde_json::from_str(&text)
             .with_context(|| format!("bad cache file {}", paths.meta.display()))?;
+        if labels::same_number_twice(&meta.classes) {
+            bail!(
+                "{} has classes that are the same number (read before they were one class)",
+                paths.meta.display()
+            );
+        }
         let ds = &prepared.dataset;
         let classes = meta.classes.len();
         if ds
@@ -462,6 +497,12 @@ fn cached(paths: &CachePaths, key: &CacheKey) -> Option<(Prepared, Meta)> {
     }
 }
 
+fn tell_how_labels_were_read(meta: &Meta) {
+    if let Some(note) = &meta.label_note {
+        eprintln!("note: {note}");
+    }
+}
+
 fn warn_empty_texts(files: &[(Role, &Path, Format)], meta: &Meta) {
     for &(role, path, _) in files {
         let n = meta.empty_texts[role as usize];
@@ -477,10 +518,12 @@ fn warn_empty_texts(files: &[(Role, &Path, Format)], meta: &Meta) {
 
 /// Streams both files through the tokenisers: the training file first (its
 /// labels make the classes), then the test file (whose labels must be
-/// among them).
+/// among them). `fits` is asked about the count of texts before any is
+/// padded.
 fn read_and_prepare(
     cfg: &TextsConfig,
     files: &[(Role, &Path, Format)],
+    fits: &dyn Fn(usize) -> Result<()>,
 ) -> Result<(Prepared, Meta)> {
     let shape = Shape {
         num_words: cfg.max_features,
@@ -489,6 +532,7 @@ fn read_and_prepare(
     let mut meta = Meta {
         classes: Vec::new(),
         empty_texts: [0; 2],
+        label_note: None,
     };
     let progress = progress_bar(cfg, files);
     let prepared = prepare_texts(shape, |sink: &mut TextSink<'_, u64>| {
@@ -522,7 +566,9 @@ fn read_and_prepare(
             }
         }
         progress.finish_and_clear();
+        fits(order as usize)?;
         let classes = classes.context("no training file")?;
+        meta.label_note = labels.note(&classes);
         meta.classes = classes.names;
         Ok(classes.class_of)
     })?;
@@ -546,6 +592,14 @@ impl Reading<'_> {
         let Row { place, text, label } = row;
         if label.is_empty() {
             bail!("{place}: the label is empty or missing");
+        }
+        for (what, field) in [("text", &text), ("label", &label)] {
+            if let Some(at) = field.bytes().position(|b| b == 0) {
+                bail!(
+                    "{place}: the {what} holds a NUL byte (byte {at} of it), which text has \
+                     none of: is the file UTF-16? save it as UTF-8"
+                );
+            }
         }
         let number = match self.role {
             Role::Train => self.labels.add(&label).ok_or_else(|| {

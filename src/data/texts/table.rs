@@ -1,8 +1,9 @@
 //! CSV and TSV files (the `csv` crate): a header row or not, the text and
 //! label columns by name or 0-based position, every row with the same
 //! number of fields, every field valid UTF-8, and no quote left open.
+use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -21,20 +22,21 @@ pub(super) fn read(
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
-        .from_reader(input);
+        .from_reader(LineFeeds::new(input));
     let mut record = csv::ByteRecord::new();
     let mut columns: Option<Columns> = None;
-    // Where the last record started: an unclosed quote can only be there.
+    // Where the last record's reading started: an unclosed quote can only
+    // be there or later.
     let mut last = csv::Position::new();
     while read_record(&mut reader, &mut record)? {
         if let Some(position) = record.position() {
             last = position.clone();
         }
-        let line = last.line();
+        let line = record_line(&mut reader, &record);
         let columns = match &columns {
             Some(c) => c,
             None => {
-                let first = columns.insert(Columns::resolve(&record, opts)?);
+                let first = columns.insert(Columns::resolve(&record, line, opts)?);
                 if opts.header == Header::Present {
                     continue;
                 }
@@ -45,7 +47,8 @@ pub(super) fn read(
             // An open quote swallows the lines after it: name that first.
             ensure_quotes_closed(path, delimiter, &last)?;
             let few = record.len() < columns.width;
-            let spans = spans_lines(&record, &reader);
+            // Only a quoted field can hold a line break.
+            let spans = line_feeds_in(&record) > 0;
             bail!(
                 "line {line}: {} fields, {} than the {} of line {}{}",
                 record.len(),
@@ -78,11 +81,66 @@ fn read_record(reader: &mut csv::Reader<impl Read>, record: &mut csv::ByteRecord
         .map_err(|e| anyhow!("cannot read it: {e}"))
 }
 
-/// Whether the record ended on a later line than it started (only a quoted
-/// field can hold a line break).
-fn spans_lines(record: &csv::ByteRecord, reader: &csv::Reader<impl Read>) -> bool {
-    let start = record.position().map_or(0, |p| p.line());
-    reader.position().line() > start + 1
+/// The line a record just read starts on. The csv crate's record position
+/// is where its reading started, which is the line before when a CRLF or a
+/// blank line comes before the record (rust-csv issues 395 and 208); so the
+/// line is counted back from where the reading stopped: less the line
+/// feeds in the record and the one that ended it, if one did (a CR of a
+/// CRLF ends a record, leaving its LF to the next reading).
+fn record_line<R: Read>(reader: &mut csv::Reader<LineFeeds<R>>, record: &csv::ByteRecord) -> u64 {
+    let end = reader.position().clone();
+    let ended_by_line_feed = end.byte() > 0 && reader.get_mut().is_line_feed(end.byte() - 1);
+    // Every line feed taken off is one the parser passed, so this is at
+    // least 1; saturating all the same, as a line number is not worth a
+    // panic.
+    end.line()
+        .saturating_sub(line_feeds_in(record) + u64::from(ended_by_line_feed))
+        .max(1)
+}
+
+/// The line feeds in a record's fields (quoted ones keep theirs).
+fn line_feeds_in(record: &csv::ByteRecord) -> u64 {
+    record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// The input of the csv reader, keeping the offsets of its line feeds from
+/// the one the parser last asked about on: no more than its buffer and one
+/// record's worth.
+struct LineFeeds<R> {
+    input: R,
+    /// The offset of the next byte read.
+    offset: u64,
+    line_feeds: VecDeque<u64>,
+}
+
+impl<R> LineFeeds<R> {
+    fn new(input: R) -> Self {
+        LineFeeds {
+            input,
+            offset: 0,
+            line_feeds: VecDeque::new(),
+        }
+    }
+
+    /// Whether the byte at `offset` is a line feed. Offsets asked about
+    /// never go back, so the ones before are forgotten.
+    fn is_line_feed(&mut self, offset: u64) -> bool {
+        while self.line_feeds.front().is_some_and(|&at| at < offset) {
+            self.line_feeds.pop_front();
+        }
+        self.line_feeds.front() == Some(&offset)
+    }
+}
+
+impl<R: Read> Read for LineFeeds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.input.read(buf)?;
+        let at = self.offset;
+        let found = buf[..n].iter().enumerate().filter(|(_, &b)| b == b'\n');
+        self.line_feeds.extend(found.map(|(i, _)| at + i as u64));
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 fn utf8(field: &[u8], what: &str, line: u64) -> Result<String> {
@@ -143,9 +201,9 @@ struct Columns {
 }
 
 impl Columns {
-    /// From the first record: the header (if there is one) or the first row.
-    fn resolve(first: &csv::ByteRecord, opts: &TableOptions) -> Result<Columns> {
-        let first_line = first.position().map_or(1, |p| p.line());
+    /// From the first record, on `first_line`: the header (if there is one)
+    /// or the first row.
+    fn resolve(first: &csv::ByteRecord, first_line: u64, opts: &TableOptions) -> Result<Columns> {
         let width = first.len();
         let names: Vec<String> = match opts.header {
             Header::Present => (0..width)
