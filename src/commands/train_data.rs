@@ -122,6 +122,18 @@ impl TrainingData {
                     then.sha256
                 );
             }
+            // Same files, read otherwise (labels 1 and 1.0 were two
+            // classes before they were one).
+            if now.class_names.len() != saved.model.classes {
+                bail!(
+                    "--train-file {} is now read as {} classes ({}), but this run was started \
+                     with {}; start a new run",
+                    then.files.train_file.display(),
+                    now.class_names.len(),
+                    now.class_names.join(", "),
+                    saved.model.classes
+                );
+            }
         }
         Ok(())
     }

@@ -159,6 +159,8 @@ pub fn run_data_command(
     if let Some(files) = texts {
         return texts::run_texts_data_command(&texts::TextsConfig::new(cfg, files), export);
     }
+    // Before anything is read: IMDB's count is known, its padding is not cheap.
+    crate::settings::check_padded_texts_memory(cfg.maxlen, crate::settings::IMDB_REVIEWS)?;
     let started = Instant::now();
     let (prepared, origin, _) = load(cfg)?;
     let elapsed = started.elapsed();

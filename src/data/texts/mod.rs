@@ -330,7 +330,7 @@ impl Role {
 /// their count of texts (see [`load_texts_checking`]).
 fn load(cfg: &TextsConfig, fits: &dyn Fn(usize) -> Result<()>) -> Result<Loaded> {
     let files = source_files(cfg)?;
-    std::fs::create_dir_all(&cfg.data_dir)
+    crate::disk::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
     let key = CacheKey {
         archive_sha256: digest(cfg, &files)?,
