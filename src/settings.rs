@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::memory::IMDB_REVIEWS;
+use crate::data::memory::{available_memory, padded_texts_bytes};
 use crate::data::texts::{TextFiles, MAX_CLASSES};
 use crate::data::DataConfig;
 use crate::device::{InferenceDevice, Placement};
@@ -376,10 +378,6 @@ pub fn check_threads(threads: usize) -> Result<()> {
     Ok(())
 }
 
-/// Reviews in IMDB's two splits, what the memory estimate counts on
-/// before a user's texts are read.
-pub const IMDB_REVIEWS: usize = 50_000;
-
 /// Refuses settings whose training cannot fit in the memory available now,
 /// before anything is allocated, naming the flag that asks for the most.
 /// The estimate counts the prepared arrays, the parameters with their
@@ -534,39 +532,6 @@ fn check_memory_within(
         gib(*most),
         gib(available)
     )
-}
-
-/// The arrays of `samples` texts padded to `maxlen`: ids (i32) and what
-/// training copies of them.
-fn padded_texts_bytes(samples: usize, maxlen: usize) -> f64 {
-    samples as f64 * maxlen as f64 * (4.0 + 8.0)
-}
-
-/// Refuses a `--maxlen` whose padded arrays of `samples` texts alone cannot
-/// fit in the memory available now: what `data` checks, which trains
-/// nothing, before it pads.
-pub fn check_padded_texts_memory(maxlen: usize, samples: usize) -> Result<()> {
-    let Some(available) = available_memory() else {
-        return Ok(());
-    };
-    let needed = padded_texts_bytes(samples, maxlen);
-    let gib = |bytes: f64| bytes / (1u64 << 30) as f64;
-    ensure!(
-        needed <= available,
-        "{samples} texts padded to --maxlen {maxlen} need about {:.1} GiB, but {:.1} GiB of \
-         memory is available: lower --maxlen",
-        gib(needed),
-        gib(available)
-    );
-    Ok(())
-}
-
-/// `MemAvailable` of /proc/meminfo, in bytes (Linux); `None` elsewhere.
-fn available_memory() -> Option<f64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
 }
 
 /// A user's texts need something to validate on: a test file, or a part

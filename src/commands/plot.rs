@@ -22,7 +22,7 @@ pub struct PlotSettings {
 /// history for one run, in the current folder for several.
 fn default_plot_path(runs: &[PathBuf]) -> PathBuf {
     match runs {
-        [one] => one.join(crate::results::live::HISTORY_PLOT_FILE),
+        [one] => one.join(crate::run_folder::HISTORY_PLOT_FILE),
         _ => PathBuf::from("history-compared.svg"),
     }
 }

@@ -6,6 +6,7 @@ mod cache;
 mod contract_tests;
 mod download;
 mod lock;
+pub mod memory;
 mod npy;
 mod pad;
 mod prepare;
@@ -160,7 +161,7 @@ pub fn run_data_command(
         return texts::run_texts_data_command(&texts::TextsConfig::new(cfg, files), export);
     }
     // Before anything is read: IMDB's count is known, its padding is not cheap.
-    crate::settings::check_padded_texts_memory(cfg.maxlen, crate::settings::IMDB_REVIEWS)?;
+    memory::check_padded_texts_memory(cfg.maxlen, memory::IMDB_REVIEWS)?;
     let started = Instant::now();
     let (prepared, origin, _) = load(cfg)?;
     let elapsed = started.elapsed();

@@ -6,12 +6,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::run_folder::HISTORY_PLOT_FILE;
 use crate::train::{EpochRecord, StepRecord};
 
 use super::plot::{write_history_plot, PlotRun};
-
-/// The learning curves a run folder holds.
-pub const HISTORY_PLOT_FILE: &str = "history.svg";
 
 /// Redraws `run_dir/history.svg`; before the first finished epoch there is
 /// nothing to draw, and nothing is written.

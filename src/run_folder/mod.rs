@@ -49,7 +49,6 @@ use crate::data::texts::{load_class_names, save_class_names};
 use crate::data::{sha256_file, Vocabulary};
 use crate::disk;
 use crate::lock::FileLock;
-use crate::results::live::HISTORY_PLOT_FILE;
 use crate::settings::RunOutputs;
 use crate::train::EpochRecord;
 pub use checkpoint::{
@@ -71,6 +70,8 @@ pub const LABELS_FILE: &str = "labels.json";
 pub const WEIGHTS_FILE: &str = checkpoint::WEIGHTS;
 pub const BEST_WEIGHTS_FILE: &str = checkpoint::BEST_WEIGHTS;
 pub const RESULTS_FILE: &str = "results.json";
+/// The learning curves, redrawn after every checkpoint (`results::live`).
+pub const HISTORY_PLOT_FILE: &str = "history.svg";
 const LOCK_FILE: &str = ".lock";
 /// The files a run writes atomically into its folder (whose temporary
 /// names a killed run may leave).

@@ -174,7 +174,7 @@ pub fn run_texts_data_command(cfg: &TextsConfig, export: Option<&Path>) -> Resul
     let started = Instant::now();
     // Checked before padding, as `train` checks: a huge --maxlen would be
     // killed for its memory first.
-    let fits = |samples| crate::settings::check_padded_texts_memory(cfg.maxlen, samples);
+    let fits = |samples| crate::data::memory::check_padded_texts_memory(cfg.maxlen, samples);
     let loaded = load(cfg, &fits)?;
     let elapsed = started.elapsed();
     let ds = &loaded.prepared.dataset;
