@@ -2,7 +2,7 @@
 //! that change neither its model nor its data nor what training computes.
 use std::collections::HashSet;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
@@ -125,9 +125,7 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
     let Some(dir) = &flags.resume else {
         bail!("resumed_settings needs --resume");
     };
-    let saved = RunFolder::open_to_resume(dir)
-        .context("--resume: nothing to resume")?
-        .load_config()?;
+    let saved = RunFolder::open_to_resume(dir)?.load_config()?;
     refuse_changes(flags, &saved, given)?;
     let verbosity = Verbosity::from_keras(flags.verbose);
     let mut train = saved.train;

@@ -194,8 +194,13 @@ impl RunFolder {
     pub fn open_to_resume(dir: &Path) -> Result<RunFolder> {
         let folder = RunFolder::open(dir);
         let marked = dir.join(MARKER_FILE).exists();
-        if marked && folder.checkpoints.current()?.is_none() && !folder.is_from_before_checkpoints()
-        {
+        let current = folder.checkpoints.current().with_context(|| {
+            format!(
+                "--resume {}: its checkpoint cannot be trusted",
+                dir.display()
+            )
+        })?;
+        if marked && current.is_none() && !folder.is_from_before_checkpoints() {
             bail!(
                 "--resume {0}: the run has not finished an epoch yet, so there is nothing to \
                  resume; start it again with --run-dir {0} (what the folder holds is replaced)",
@@ -203,6 +208,7 @@ impl RunFolder {
             );
         }
         RunFolder::open_run(dir)
+            .with_context(|| format!("--resume {}: nothing to resume", dir.display()))
     }
 
     /// An earlier run's folder, refused if it holds no run.
