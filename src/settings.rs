@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::data::memory::IMDB_REVIEWS;
 use crate::data::memory::{available_memory, padded_texts_bytes};
-use crate::data::texts::{TextFiles, MAX_CLASSES};
+use crate::data::texts::TextFiles;
 use crate::data::DataConfig;
 use crate::device::{InferenceDevice, Placement};
+use crate::model::config::{at_least_one, check_max_features};
+use crate::model::ModelConfig;
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 use crate::results::OutputFormat;
@@ -47,59 +49,6 @@ pub mod defaults {
     /// Batch sizes `evaluate` measures.
     pub const EVALUATE_BATCH_SIZES: &str = "32,1024";
     pub const EVALUATE_REPEATS: usize = 3;
-}
-
-/// Shape and regularisation of the model.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Vocabulary size N (Keras `num_words` / `max_features`).
-    pub max_features: usize,
-    pub embedding_dim: usize,
-    pub units: usize,
-    /// Fraction of the GRU's inputs dropped in training.
-    pub dropout: f64,
-    /// Fraction of the GRU's recurrent state dropped in training.
-    pub recurrent_dropout: f64,
-    /// Classes of the data: two keep Keras's binary head (one sigmoid
-    /// unit), more take one softmax unit each. The data sets it; configs
-    /// saved before there were other classes are IMDB's two.
-    #[serde(default = "two_classes")]
-    pub classes: usize,
-}
-
-fn two_classes() -> usize {
-    2
-}
-
-impl ModelConfig {
-    /// Refuses shapes and rates that Keras would refuse or that make no
-    /// model; also run on a `config.json` read back from a run folder.
-    pub fn validate(&self) -> Result<()> {
-        check_max_features(self.max_features)?;
-        at_least_one("--embedding-dim", self.embedding_dim)?;
-        at_least_one("--units", self.units)?;
-        ensure!(
-            (2..=MAX_CLASSES).contains(&self.classes),
-            "a model has 2 to {MAX_CLASSES} classes, got {}",
-            self.classes
-        );
-        for (flag, p) in [
-            ("--dropout", self.dropout),
-            ("--recurrent-dropout", self.recurrent_dropout),
-        ] {
-            ensure!((0.0..1.0).contains(&p), "{flag} must be in [0, 1), got {p}");
-        }
-        Ok(())
-    }
-
-    /// Units of the dense head: one sigmoid unit for two classes (Keras's
-    /// binary model), else one softmax unit per class.
-    pub fn outputs(&self) -> usize {
-        match self.classes {
-            2 => 1,
-            n => n,
-        }
-    }
 }
 
 /// How to fit.
@@ -354,17 +303,6 @@ impl DataConfig {
     }
 }
 
-/// `--max-features`: ids are i32 (what Keras and the embedding take), and
-/// 0-2 are padding, start and out-of-vocabulary, so a word needs id 3 up.
-fn check_max_features(max_features: usize) -> Result<()> {
-    ensure!(
-        (4..=i32::MAX as usize).contains(&max_features),
-        "--max-features must be between 4 and {} (ids 0-2 are padding, start and out-of-vocabulary), got {max_features}",
-        i32::MAX
-    );
-    Ok(())
-}
-
 /// `--threads`: at least 1, and no more than the cores: the kernel's
 /// workers spin-wait for each other, so a thread without a core of its own
 /// stalls all of them (measured: 72 s for a 1 s epoch with 10,000).
@@ -551,11 +489,6 @@ pub fn check_sha256(sha: &str) -> Result<()> {
         sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
         "--data-sha256 must be 64 hex digits, got '{sha}'"
     );
-    Ok(())
-}
-
-fn at_least_one(flag: &str, value: usize) -> Result<()> {
-    ensure!(value >= 1, "{flag} must be at least 1, got {value}");
     Ok(())
 }
 

@@ -12,9 +12,9 @@ use std::path::Path;
 use common::runs::{fixture, read_history};
 use gru_imdb::device::{GruImpl, GruPlan};
 use gru_imdb::evaluation::Totals;
+use gru_imdb::model::ModelConfig;
 use gru_imdb::model::{GruMasks, SentimentModel};
 use gru_imdb::optim::{Adam, AdamConfig};
-use gru_imdb::settings::ModelConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's generators are global and tests run in parallel threads.

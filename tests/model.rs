@@ -1,8 +1,8 @@
 //! The GRU implementations compute one function, with Keras's dropout.
 use gru_imdb::device::{GruImpl, GruPlan};
 use gru_imdb::evaluation::{evaluate, loss_with_logits, SplitTensors, Totals};
+use gru_imdb::model::ModelConfig;
 use gru_imdb::model::{GruLayer, GruMasks, Parameters, SentimentModel};
-use gru_imdb::settings::ModelConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's generator is global to the process and tests run in

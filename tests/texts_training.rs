@@ -13,9 +13,9 @@ use common::run_cli;
 use common::runs::read_history;
 use gru_imdb::device::{GruImpl, GruPlan, InferenceDevice};
 use gru_imdb::inference::TrainedModel;
+use gru_imdb::model::ModelConfig;
 use gru_imdb::model::SentimentModel;
 use gru_imdb::run_folder::{RunFolder, WeightsChoice};
-use gru_imdb::settings::ModelConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Three topics, each with its own words, in texts padded with shared

@@ -17,14 +17,15 @@ use clap::{Args, Parser, Subcommand};
 use crate::data::texts::{self, Column, EmptyTexts, Header, TableOptions, TextFiles};
 use crate::data::{DataConfig, CANONICAL_URL};
 use crate::device::{available_threads, DeviceChoice, GruChoice, InferenceDevice, Placement};
+use crate::model::ModelConfig;
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 use crate::results::OutputFormat;
 use crate::run_folder::WeightsChoice;
 use crate::settings::{
     check_memory, check_passes, check_sha256, check_texts_validation, check_threads, defaults,
-    CallbackConfig, EvaluateData, EvaluateSettings, ModelConfig, Monitor, PredictSettings,
-    ReduceLrOnPlateau, RunOutputs, TrainConfig, TrainSettings, IMDB_REVIEWS,
+    CallbackConfig, EvaluateData, EvaluateSettings, Monitor, PredictSettings, ReduceLrOnPlateau,
+    RunOutputs, TrainConfig, TrainSettings, IMDB_REVIEWS,
 };
 pub use results::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
 

@@ -9,9 +9,10 @@ use clap::ArgMatches;
 use super::TrainFlags;
 use crate::data::DataConfig;
 use crate::device::{DeviceChoice, Placement};
+use crate::model::ModelConfig;
 use crate::progress::Verbosity;
 use crate::run_folder::{RunConfig, RunFolder, TextsSource};
-use crate::settings::{ModelConfig, RunOutputs, TrainSettings};
+use crate::settings::{RunOutputs, TrainSettings};
 
 /// The flags given on the command line (not defaulted).
 pub fn explicit_flags(matches: &ArgMatches) -> HashSet<String> {

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::model::ModelConfig;
 use crate::results::summary::try_model_summary;
 use crate::run_folder::RunFolder;
-use crate::settings::ModelConfig;
 
 /// Which model to summarise.
 #[derive(Debug, Clone)]

@@ -4,9 +4,10 @@ use anyhow::{bail, ensure, Result};
 
 use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, Dataset, Split};
+use crate::model::ModelConfig;
 use crate::progress::Verbosity;
 use crate::run_folder::{RunConfig, TextsSource};
-use crate::settings::{check_memory, ModelConfig, TrainSettings};
+use crate::settings::{check_memory, TrainSettings};
 
 pub(super) struct TrainingData {
     pub dataset: Dataset,

@@ -7,7 +7,6 @@ use tch::Tensor;
 use super::embedding_gradient::EmbeddingGradient;
 use super::gradient::{Gradient, PositionGradients};
 use super::{KernelPass, Parameters, SentimentModel, Tape, TrainForward};
-use crate::evaluation::Totals;
 use crate::gru_cuda::{BinaryHead, HeadGradients, StepKernels};
 use crate::profile::{self, Phase};
 
@@ -55,7 +54,7 @@ impl TrainForward {
 
     /// [`TrainForward::backward_to_kernel`] where `loss` is the batch's
     /// mean binary cross-entropy of these logits against `labels`
-    /// ([`crate::evaluation::loss_with_logits`]). On the CPU kernel's path
+    /// (evaluation's `loss_with_logits`). On the CPU kernel's path
     /// with one sigmoid unit the head's gradients come from the ops that
     /// autograd's backward runs, called directly (`head_by_hand`): the
     /// same ops on the same tensors, so the same bits (`tests/model.rs`
@@ -96,20 +95,19 @@ impl TrainForward {
     }
 
     /// [`TrainForward::backward_to_kernel`] for the batch's mean binary
-    /// cross-entropy against `labels`, its loss and hits added to
-    /// `totals`: the loss, its autograd and the totals' ops in one launch
-    /// of the step kernels. Only where [`TrainForward::fuses_head`].
+    /// cross-entropy against `labels`, its loss and hits added to `sums`:
+    /// the loss, its autograd and the sums' ops in one launch of the step
+    /// kernels. Only where [`TrainForward::fuses_head`].
     pub fn fused_head_to_kernel(
         self,
         model: &SentimentModel,
         labels: &Tensor,
-        totals: &mut Totals,
+        sums: RunningSums,
     ) -> KernelBackward {
         let pass = self.kernel_pass.expect("fuses_head was checked");
         let kernels = model.step_kernels();
         let head = profile::time(Phase::DenseAndLoss, || {
-            let n = labels.size()[0] as usize;
-            let (loss_sum, hits) = totals.sums_for_kernel(n);
+            let RunningSums { loss_sum, hits } = sums;
             let logits = self.logits.detach();
             let h_last = pass.h_last.detach();
             kernels
@@ -125,6 +123,13 @@ impl TrainForward {
         });
         KernelBackward(Stage::AtKernel { pass, head })
     }
+}
+
+/// A caller's running loss and hit sums (f64 scalars on the GPU), which
+/// the fused head adds the batch to.
+pub struct RunningSums<'a> {
+    pub loss_sum: &'a Tensor,
+    pub hits: &'a Tensor,
 }
 
 /// The gradients of the mean binary cross-entropy of `logits [B]` against

@@ -9,7 +9,7 @@ use tch::{Device, Kind, Tensor};
 use super::glorot_uniform;
 use super::tensor_slice::as_mut_slice;
 use crate::cpu_generator;
-use crate::settings::ModelConfig;
+use crate::model::ModelConfig;
 
 /// The layer's weights, gate blocks in the order z | r | h.
 #[derive(Debug)]

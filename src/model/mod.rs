@@ -12,6 +12,7 @@
 //! them, and `embedding_gradient.rs` on to the embedding rows (on a GPU;
 //! on the CPU the optimiser sums the rows, `gradient.rs`).
 mod backward;
+pub mod config;
 mod cpu_kernel;
 mod cuda_kernel;
 mod embedding_gradient;
@@ -31,8 +32,8 @@ use tch::{Device, Tensor};
 use crate::device::{GruImpl, GruPlan};
 use crate::gru_cuda::StepKernels;
 use crate::profile::{self, Phase};
-use crate::settings::ModelConfig;
-pub use backward::KernelBackward;
+pub use backward::{KernelBackward, RunningSums};
+pub use config::ModelConfig;
 use cpu_kernel::{CpuKernel, KernelTape};
 use cuda_kernel::{CudaKernel, CudaTape};
 use embedding_gradient::EmbeddingGradient;

@@ -17,7 +17,7 @@ use super::plot::{history_svg, PlotRun};
 use super::run_record::RunRecord;
 use super::summary::{layers, thousands, total_parameters};
 use super::test_predictions::TestPredictions;
-use crate::settings::ModelConfig;
+use crate::model::ModelConfig;
 
 /// How many of the most confidently wrong reviews the report quotes.
 pub const WRONG_REVIEWS_SHOWN: usize = 10;

@@ -4,7 +4,7 @@
 //! model could have are an error naming their flags, never a wrapped count.
 use anyhow::{Context, Result};
 
-use crate::settings::ModelConfig;
+use crate::model::ModelConfig;
 
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]

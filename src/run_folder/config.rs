@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::data::texts::TextFiles;
-use crate::settings::{defaults, ModelConfig, TrainConfig, TrainSettings};
+use crate::model::ModelConfig;
+use crate::settings::{defaults, TrainConfig, TrainSettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::evaluation::{evaluate, loss_with_logits, RunningTotals, SplitTensors, Totals};
-use crate::model::{KernelBackward, SentimentModel};
+use crate::model::{KernelBackward, RunningSums, SentimentModel};
 use crate::optim::Adam;
 use crate::pool;
 use crate::profile::{self, Phase};
@@ -261,7 +261,9 @@ impl Fit<'_> {
         });
         let head = || -> Result<KernelBackward> {
             if forward.fuses_head() {
-                return Ok(forward.fused_head_to_kernel(model, &y, totals));
+                let (loss_sum, hits) = totals.sums_for_kernel(y.size()[0] as usize);
+                let sums = RunningSums { loss_sum, hits };
+                return Ok(forward.fused_head_to_kernel(model, &y, sums));
             }
             let loss = profile::time(Phase::DenseAndLoss, || {
                 loss_with_logits(&forward.logits, &y)
