@@ -1,12 +1,12 @@
 //! `model.evaluate(...)`, and the sums both it and training keep: mean
 //! loss (binary, or sparse categorical, cross-entropy) and accuracy over
 //! batches, weighted by samples.
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::Split;
 use crate::model::tensor_slice::as_slice;
 use crate::model::SentimentModel;
+use crate::run_folder::RunningTotals;
 
 /// A split as tensors on the training device: ids `[n, T]` (int64) and
 /// labels `[n]` (float: 0/1, or the class number).
@@ -53,14 +53,8 @@ pub struct Evaluation {
     pub accuracy: f64,
 }
 
-/// The sums of [`Totals`] as plain numbers, e.g. for a checkpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunningTotals {
-    pub loss_sum: f64,
-    pub hits: f64,
-    pub samples: usize,
-}
-
+/// The sums' means. (`RunningTotals` is part of the run folder's format:
+/// a checkpoint saves the epoch's sums so far.)
 impl RunningTotals {
     pub fn means(&self) -> Evaluation {
         let n = self.samples.max(1) as f64;

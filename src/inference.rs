@@ -6,7 +6,8 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::data::{self, Vocabulary};
 use crate::device::InferenceDevice;
 use crate::model::SentimentModel;
-use crate::run_folder::{RunConfig, RunFolder, WeightsChoice, LABELS_FILE};
+use crate::run_config::RunConfig;
+use crate::run_folder::{RunFolder, WeightsChoice, LABELS_FILE};
 
 pub struct TrainedModel {
     pub model: SentimentModel,
@@ -26,7 +27,7 @@ impl TrainedModel {
         which: WeightsChoice,
         device: &InferenceDevice,
     ) -> Result<TrainedModel> {
-        let config = folder.load_config()?;
+        let config = RunConfig::load(folder)?;
         let placement = device.placement(config.model.units)?;
         let mut vs = nn::VarStore::new(placement.device);
         let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);

@@ -28,6 +28,7 @@ mod pool;
 pub mod profile;
 pub mod progress;
 pub mod results;
+pub mod run_config;
 pub mod run_folder;
 pub mod settings;
 pub mod train;

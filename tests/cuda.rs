@@ -13,7 +13,7 @@ use common::runs::{fixture, read_history};
 use gru_imdb::device::{GruImpl, GruPlan};
 use gru_imdb::evaluation::Totals;
 use gru_imdb::model::ModelConfig;
-use gru_imdb::model::{GruMasks, SentimentModel};
+use gru_imdb::model::{GruMasks, RunningSums, SentimentModel};
 use gru_imdb::optim::{Adam, AdamConfig};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -223,8 +223,9 @@ fn the_fused_binary_head_gives_autograds_gradients_and_totals() {
         let mut totals = Totals::new(gpu);
         let forward = cuda.forward_train(&ids, &masks);
         assert!(forward.fuses_head());
+        let (loss_sum, hits) = totals.sums_for_kernel(labels.size()[0] as usize);
         let fused: Vec<Tensor> = forward
-            .fused_head_to_kernel(&cuda, &labels, &mut totals)
+            .fused_head_to_kernel(&cuda, &labels, RunningSums { loss_sum, hits })
             .finish(&cuda)
             .to_dense(&cuda.parameters())
             .iter()

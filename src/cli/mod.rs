@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use crate::data::memory::IMDB_REVIEWS;
 use crate::data::texts::{self, Column, EmptyTexts, Header, TableOptions, TextFiles};
 use crate::data::{DataConfig, CANONICAL_URL};
 use crate::device::{available_threads, DeviceChoice, GruChoice, InferenceDevice, Placement};
@@ -21,12 +22,13 @@ use crate::model::ModelConfig;
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
 use crate::results::OutputFormat;
+use crate::run_folder::RunOutputs;
 use crate::run_folder::WeightsChoice;
 use crate::settings::{
     check_memory, check_passes, check_sha256, check_texts_validation, check_threads, defaults,
-    CallbackConfig, EvaluateData, EvaluateSettings, Monitor, PredictSettings, ReduceLrOnPlateau,
-    RunOutputs, TrainConfig, TrainSettings, IMDB_REVIEWS,
+    EvaluateData, EvaluateSettings, PredictSettings, TrainSettings,
 };
+use crate::train::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
 pub use results::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
 
 #[derive(Parser, Debug)]

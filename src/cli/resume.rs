@@ -11,8 +11,10 @@ use crate::data::DataConfig;
 use crate::device::{DeviceChoice, Placement};
 use crate::model::ModelConfig;
 use crate::progress::Verbosity;
-use crate::run_folder::{RunConfig, RunFolder, TextsSource};
-use crate::settings::{RunOutputs, TrainSettings};
+use crate::run_config::{RunConfig, TextsSource};
+use crate::run_folder::RunFolder;
+use crate::run_folder::RunOutputs;
+use crate::settings::TrainSettings;
 
 /// The flags given on the command line (not defaulted).
 pub fn explicit_flags(matches: &ArgMatches) -> HashSet<String> {
@@ -126,7 +128,7 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
     let Some(dir) = &flags.resume else {
         bail!("resumed_settings needs --resume");
     };
-    let saved = RunFolder::open_to_resume(dir)?.load_config()?;
+    let saved = RunConfig::load(&RunFolder::open_to_resume(dir)?)?;
     refuse_changes(flags, &saved, given)?;
     let verbosity = Verbosity::from_keras(flags.verbose);
     let mut train = saved.train;

@@ -12,7 +12,8 @@ use crate::data::{self, DataConfig, Split};
 use crate::device::InferenceDevice;
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::inference::TrainedModel;
-use crate::run_folder::{refuse_run_file, RunConfig, RunFolder, WeightsChoice};
+use crate::run_config::RunConfig;
+use crate::run_folder::{refuse_run_file, RunFolder, WeightsChoice};
 use crate::settings::{EvaluateData, EvaluateSettings};
 
 /// One batch size's figures.

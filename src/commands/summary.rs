@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use crate::model::ModelConfig;
 use crate::results::summary::try_model_summary;
+use crate::run_config::RunConfig;
 use crate::run_folder::RunFolder;
 
 /// Which model to summarise.
@@ -21,7 +22,7 @@ pub fn summary_command(settings: &SummarySettings) -> Result<()> {
     let (model, maxlen) = match settings {
         SummarySettings::Model { model, maxlen } => (*model, *maxlen),
         SummarySettings::Run(dir) => {
-            let config = RunFolder::open_run(dir)?.load_config()?;
+            let config = RunConfig::load(&RunFolder::open_run(dir)?)?;
             (config.model, config.maxlen)
         }
     };

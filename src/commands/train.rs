@@ -13,12 +13,13 @@ use crate::profile;
 use crate::progress::Verbosity;
 use crate::results::live::write_run_plot;
 use crate::results::summary::model_summary;
+use crate::run_config::RunConfig;
 use crate::run_folder::{
-    load_weights, read_optimizer, BestWeights, Checkpoint, RunConfig, RunFiles, RunFolder,
+    load_weights, read_optimizer, BestWeights, Checkpoint, FitState, RunFiles, RunFolder,
     RunInputs, RunResults, RunStatus, TestResult, WeightsChoice,
 };
 use crate::settings::TrainSettings;
-use crate::train::{interrupt, Fit, FitData, FitEnd, FitState, SavePoint};
+use crate::train::{interrupt, Fit, FitData, FitEnd, SavePoint};
 
 /// How a training command ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,14 +114,14 @@ impl<'a> Session<'a> {
         let folder = match &settings.outputs.resume {
             Some(dir) => {
                 let folder = RunFolder::resume(dir, settings.outputs.history.clone(), keep_best)?;
-                data.check_resumed(&folder.load_config()?)?;
+                data.check_resumed(&RunConfig::load(&folder)?)?;
                 folder
             }
             None => RunFolder::create(
                 &settings.outputs,
                 keep_best,
                 &RunFiles {
-                    config: &RunConfig::new(settings, &data.data_sha256),
+                    config: &settings.run_config(&data.data_sha256),
                     vocab: &data.dataset.vocab,
                     labels: data.texts.as_ref().map(|t| t.class_names.as_slice()),
                 },

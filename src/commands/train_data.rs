@@ -6,7 +6,7 @@ use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, Dataset, Split};
 use crate::model::ModelConfig;
 use crate::progress::Verbosity;
-use crate::run_folder::{RunConfig, TextsSource};
+use crate::run_config::{RunConfig, TextsSource};
 use crate::settings::{check_memory, TrainSettings};
 
 pub(super) struct TrainingData {

@@ -38,6 +38,9 @@ use lock::DataDirLock;
 use prepare::Prepared;
 use report::Origin;
 
+/// Where archives and prepared arrays are kept unless `--data-dir` says.
+pub const DEFAULT_DATA_DIR: &str = "data";
+
 pub const CANONICAL_URL: &str = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz";
 pub const CANONICAL_SHA256: &str =
     "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe";

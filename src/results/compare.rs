@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::train::EpochRecord;
+use crate::run_folder::EpochRecord;
 
 use super::run_record::RunRecord;
 

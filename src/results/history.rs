@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 
+use crate::run_folder::{EpochRecord, StepRecord};
 use crate::run_folder::{HISTORY_HEADER, STEPS_HEADER};
-use crate::train::{EpochRecord, StepRecord};
 
 /// The numeric rows of a CSV file whose header must be `columns`.
 fn numeric_rows(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f64>>> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::run_folder::HISTORY_PLOT_FILE;
-use crate::train::{EpochRecord, StepRecord};
+use crate::run_folder::{EpochRecord, StepRecord};
 
 use super::plot::{write_history_plot, PlotRun};
 

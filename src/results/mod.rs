@@ -5,7 +5,7 @@
 //! of a run folder's histories (`history`, `run_record`).
 //!
 //! Entry points take plain data (history rows, configs, probabilities and
-//! labels, texts); the commands in `crate::commands` call them.
+//! labels, texts); the commands above call them.
 pub mod charts;
 pub mod compare;
 pub mod history;

@@ -362,7 +362,7 @@ fn wrong_section(input: &ReportInput, predictions: &Predictions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::EpochRecord;
+    use crate::run_folder::EpochRecord;
 
     fn run_record() -> RunRecord {
         let config_json = serde_json::json!({

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 
-use crate::run_folder::{RunConfig, RunFolder, HISTORY_FILE, STEPS_FILE};
-use crate::train::{EpochRecord, StepRecord};
+use crate::run_config::RunConfig;
+use crate::run_folder::{EpochRecord, StepRecord};
+use crate::run_folder::{RunFolder, HISTORY_FILE, STEPS_FILE};
 
 use super::history::{read_epoch_history, read_step_history};
 
@@ -24,9 +25,9 @@ impl RunRecord {
     /// one without a finished epoch is refused too (nothing to show).
     pub fn load(dir: &Path) -> Result<RunRecord> {
         ensure!(dir.is_dir(), "{} is not a folder", dir.display());
-        let config = RunFolder::open_run(dir)
-            .with_context(|| format!("{} is not a run folder", dir.display()))?
-            .load_config()?;
+        let folder = RunFolder::open_run(dir)
+            .with_context(|| format!("{} is not a run folder", dir.display()))?;
+        let config = RunConfig::load(&folder)?;
         // A run trained with --history keeps its history there.
         let history = config
             .history

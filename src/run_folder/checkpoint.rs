@@ -30,13 +30,13 @@ use tch::{nn, Tensor};
 
 use super::history::write_history;
 use super::manifest::{verified_manifest, write_manifest, RunInputs};
+use super::records::FitState;
 use super::steps::write_steps;
 use super::weights::{read_tensors, write_tensors, write_weights};
 use crate::atomic::{sync, sync_parent};
 use crate::disk;
 use crate::model::Parameters;
 use crate::optim::AdamState;
-use crate::train::FitState;
 
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 pub const LATEST: &str = "latest";

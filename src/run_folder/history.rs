@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::csv_table::{write_table, write_table_file};
+use super::records::EpochRecord;
 use crate::atomic::write_atomically;
-use crate::train::EpochRecord;
 
 pub const HEADER: [&str; 7] = [
     "epoch",

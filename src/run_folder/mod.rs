@@ -29,10 +29,10 @@
 //! started) holds nothing worth keeping: the same `--run-dir` claims it
 //! again.
 mod checkpoint;
-mod config;
 mod csv_table;
 mod history;
 mod manifest;
+mod records;
 mod results;
 mod steps;
 mod weights;
@@ -49,14 +49,12 @@ use crate::data::texts::{load_class_names, save_class_names};
 use crate::data::{sha256_file, Vocabulary};
 use crate::disk;
 use crate::lock::FileLock;
-use crate::settings::RunOutputs;
-use crate::train::EpochRecord;
 pub use checkpoint::{
     read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints, Current,
 };
-pub use config::{RunConfig, TextsSource};
 pub use history::{write_history_file, HEADER as HISTORY_HEADER};
 pub use manifest::RunInputs;
+pub use records::{BestEpoch, CallbackState, EpochRecord, FitState, RunningTotals, StepRecord};
 pub use results::{RunResults, RunStatus, TestResult};
 pub use steps::{write_steps, HEADER as STEPS_HEADER};
 pub use weights::load_weights;
@@ -95,6 +93,17 @@ pub enum WeightsChoice {
     Best,
 }
 
+/// Where a run writes; defaults are resolved by the run folder.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutputs {
+    /// Run folder; default `runs/<start time>`.
+    pub run_dir: Option<PathBuf>,
+    /// History CSV; default `<run folder>/history.csv`.
+    pub history: Option<PathBuf>,
+    /// An earlier run's folder to go on training into.
+    pub resume: Option<PathBuf>,
+}
+
 /// A run folder: a new run's (claimed and locked), a resumed one's (locked)
 /// or a finished one's to read.
 #[derive(Debug)]
@@ -107,8 +116,9 @@ pub struct RunFolder {
 }
 
 /// The files that describe a new run, written when its folder is claimed.
-pub struct RunFiles<'a> {
-    pub config: &'a RunConfig,
+pub struct RunFiles<'a, Config: serde::Serialize> {
+    /// What becomes `config.json`.
+    pub config: &'a Config,
     pub vocab: &'a Vocabulary,
     /// A user's texts' class names; `None` for IMDB.
     pub labels: Option<&'a [String]>,
@@ -121,7 +131,11 @@ impl RunFolder {
     /// already exists or that would land in a run folder. An output that
     /// cannot be written is found now, before any training, and what the
     /// claim made is removed again.
-    pub fn create(outputs: &RunOutputs, keep_best: bool, files: &RunFiles) -> Result<RunFolder> {
+    pub fn create(
+        outputs: &RunOutputs,
+        keep_best: bool,
+        files: &RunFiles<impl serde::Serialize>,
+    ) -> Result<RunFolder> {
         let history_file = outputs.history.clone();
         if let Some(path) = &history_file {
             if path.exists() || path.is_symlink() {
@@ -247,7 +261,7 @@ impl RunFolder {
     /// `config.json`, `vocab.txt` and `labels.json`, in that order; a kill
     /// between them leaves a run with no checkpoint, which nothing trusts
     /// and the same `--run-dir` claims again.
-    fn write_files(&self, files: &RunFiles) -> Result<()> {
+    fn write_files(&self, files: &RunFiles<impl serde::Serialize>) -> Result<()> {
         write_json(
             &self.dir.join(CONFIG_FILE),
             files.config,
@@ -310,20 +324,6 @@ impl RunFolder {
             remove_temporaries(parent, &[name.as_ref()])?;
         }
         self.checkpoints.remove_stale()
-    }
-
-    /// The run's config, with its model checked as the flags would be.
-    pub fn load_config(&self) -> Result<RunConfig> {
-        let path = self.dir.join(CONFIG_FILE);
-        let text = fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {} (is it a run folder?)", path.display()))?;
-        let config: RunConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a gru-imdb run config", path.display()))?;
-        config
-            .model
-            .validate()
-            .with_context(|| format!("in {}", path.display()))?;
-        Ok(config)
     }
 
     pub fn load_vocabulary(&self) -> Result<Vocabulary> {

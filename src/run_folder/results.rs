@@ -2,7 +2,7 @@
 //! interrupted or failed), so a run folder tells its own state.
 use serde::{Deserialize, Serialize};
 
-use crate::train::BestEpoch;
+use super::records::BestEpoch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

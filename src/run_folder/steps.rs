@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::csv_table::write_table_file;
-use crate::train::StepRecord;
+use super::records::StepRecord;
 
 pub const HEADER: [&str; 5] = ["epoch", "step", "steps_per_epoch", "accuracy", "loss"];
 

@@ -2,31 +2,9 @@
 //! by a monitored metric (`ModelCheckpoint(save_best_only)` and
 //! `restore_best_weights`), `EarlyStopping` and `ReduceLROnPlateau`. Their
 //! state is plain data, saved in every checkpoint.
-use serde::{Deserialize, Serialize};
 
-use super::EpochRecord;
-use crate::settings::{CallbackConfig, Monitor};
-
-/// The best epoch so far by the monitored metric.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BestEpoch {
-    /// Counted from 0, as in the history.
-    pub epoch: usize,
-    pub value: f64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CallbackState {
-    pub best: Option<BestEpoch>,
-    /// Epochs since the last improvement (early stopping's patience).
-    pub epochs_without_improvement: usize,
-    /// Reduce-on-plateau's own best, waiting count and cooldown.
-    pub plateau_best: Option<f64>,
-    pub plateau_wait: usize,
-    pub plateau_cooldown: usize,
-    /// The epoch after which early stopping ended the run.
-    pub stopped_early_after: Option<usize>,
-}
+use super::config::{CallbackConfig, Monitor};
+use crate::run_folder::{BestEpoch, CallbackState, EpochRecord};
 
 /// What the callbacks decided after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,7 +95,7 @@ impl CallbackState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::ReduceLrOnPlateau;
+    use crate::train::ReduceLrOnPlateau;
 
     fn record(epoch: usize, val_loss: f64) -> EpochRecord {
         EpochRecord {

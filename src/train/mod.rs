@@ -6,6 +6,7 @@
 //! those of the steps it has already done and then continues on the very
 //! numbers the uninterrupted run would have used.
 mod callbacks;
+mod config;
 pub mod interrupt;
 mod next_batch;
 mod steps;
@@ -13,53 +14,20 @@ mod steps;
 use std::time::Instant;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::evaluation::{evaluate, loss_with_logits, RunningTotals, SplitTensors, Totals};
+use crate::evaluation::{evaluate, loss_with_logits, SplitTensors, Totals};
 use crate::model::{KernelBackward, RunningSums, SentimentModel};
 use crate::optim::Adam;
 use crate::pool;
 use crate::profile::{self, Phase};
 use crate::progress::{EpochProgress, Verbosity};
-use crate::settings::TrainConfig;
-pub use callbacks::{BestEpoch, CallbackState, EpochDecision};
+use crate::run_folder::{EpochRecord, FitState, RunningTotals};
+pub use callbacks::EpochDecision;
+pub use config::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
 use next_batch::{Batch, NextBatch};
+pub use steps::StepInterval;
 use steps::{check_loss, PendingSteps};
-pub use steps::{StepInterval, StepRecord};
-
-/// One row of the history, as Keras's CSVLogger writes it plus timings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// Counted from 0, as in Keras's CSV.
-    pub epoch: usize,
-    pub accuracy: f64,
-    pub loss: f64,
-    pub val_accuracy: f64,
-    pub val_loss: f64,
-    /// Wall time of the epoch: training and validation.
-    pub seconds: f64,
-    /// Training samples per second (training part only).
-    pub samples_per_second: f64,
-}
-
-/// Where a fit stands: enough, with the weights and Adam's state, to go on
-/// exactly where it stopped.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FitState {
-    /// Epochs finished.
-    pub epoch: usize,
-    /// Steps finished in the epoch in progress (0 between epochs).
-    pub step: usize,
-    pub running: RunningTotals,
-    /// Training seconds already spent on the epoch in progress.
-    pub epoch_seconds: f64,
-    pub history: Vec<EpochRecord>,
-    /// The step-level history so far (checkpoints from before it have none).
-    #[serde(default)]
-    pub steps: Vec<StepRecord>,
-    pub callbacks: CallbackState,
-}
 
 /// Why a fit returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 //! of an epoch is always recorded, where the running figures equal the
 //! epoch's row in the history. The points are part of [`super::FitState`],
 //! so a resumed run keeps the ones recorded before it stopped.
+use crate::run_folder::StepRecord;
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::evaluation::{Totals, TotalsSnapshot};
 
@@ -37,25 +37,6 @@ impl StepInterval {
         }
         .max(1);
         step.is_multiple_of(every) || step == steps_per_epoch
-    }
-}
-
-/// The running metrics after `step` (from 1) of `steps_per_epoch` steps of
-/// epoch `epoch` (from 0, as in `history.csv`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub epoch: usize,
-    pub step: usize,
-    pub steps_per_epoch: usize,
-    pub accuracy: f64,
-    pub loss: f64,
-}
-
-impl StepRecord {
-    /// Epochs done at this point, e.g. 1.5 halfway through the second: the
-    /// x coordinate shared with the epoch rows (plotted at `epoch + 1`).
-    pub fn epochs_done(&self) -> f64 {
-        self.epoch as f64 + self.step as f64 / self.steps_per_epoch.max(1) as f64
     }
 }
 
@@ -152,7 +133,7 @@ mod tests {
 
     #[test]
     fn pending_steps_are_read_in_order_and_a_loss_gone_bad_is_named_by_its_step() {
-        use crate::evaluation::RunningTotals;
+        use crate::run_folder::RunningTotals;
         let device = tch::Device::Cpu;
         let mut pending = PendingSteps::new(StepInterval::Every(2), 0, 5);
         let sums = |loss_sum: f64, samples| RunningTotals {

@@ -4,9 +4,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use anyhow::{Context, Result};
+
 use crate::data::texts::TextFiles;
+use crate::data::DEFAULT_DATA_DIR;
 use crate::model::ModelConfig;
-use crate::settings::{defaults, TrainConfig, TrainSettings};
+use crate::run_folder::{RunFolder, CONFIG_FILE};
+use crate::train::TrainConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -36,7 +40,7 @@ pub struct RunConfig {
 }
 
 fn default_data_dir() -> PathBuf {
-    PathBuf::from(defaults::DATA_DIR)
+    PathBuf::from(DEFAULT_DATA_DIR)
 }
 
 /// The texts a run trained on: their files and how they were read, and the
@@ -49,31 +53,18 @@ pub struct TextsSource {
 }
 
 impl RunConfig {
-    /// What a run with `settings` records; `data_sha256` is the sha256 of
-    /// what it trains on: IMDB's archive, or its own texts.
-    pub fn new(settings: &TrainSettings, data_sha256: &str) -> RunConfig {
-        let texts = settings.texts.clone().map(|files| TextsSource {
-            files,
-            sha256: data_sha256.to_owned(),
-        });
-        let archive_sha256 = match texts {
-            Some(_) => settings.data.sha256.clone(),
-            None => Some(data_sha256.to_owned()),
-        };
-        RunConfig {
-            model: settings.model,
-            train: settings.train,
-            maxlen: settings.data.maxlen,
-            data_dir: settings.data.data_dir.clone(),
-            data_url: settings.data.url.clone(),
-            data_sha256: archive_sha256,
-            texts,
-            seed: settings.seed,
-            device: settings.placement.device_name(),
-            gru_implementation: format!("{:?}", settings.placement.gru.train),
-            threads: settings.placement.threads,
-            history: settings.outputs.history.clone(),
-            gru_imdb_version: env!("CARGO_PKG_VERSION").to_owned(),
-        }
+    /// The config of the run in `folder`, with its model checked as the
+    /// flags would be.
+    pub fn load(folder: &RunFolder) -> Result<RunConfig> {
+        let path = folder.dir().join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {} (is it a run folder?)", path.display()))?;
+        let config: RunConfig = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a gru-imdb run config", path.display()))?;
+        config
+            .model
+            .validate()
+            .with_context(|| format!("in {}", path.display()))?;
+        Ok(config)
     }
 }
