@@ -125,6 +125,14 @@ pub fn open_or_create(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// A new file holding `bytes`, unsynced: for a file inside a folder that
+/// is synced and published as a whole (a checkpoint).
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = create_file(path)?;
+    point(Change::Write, path)?;
+    std::io::Write::write_all(&mut file, bytes)
+}
+
 /// Marks the moment written bytes leave a buffer for `path`.
 pub fn before_write(path: &Path) -> io::Result<()> {
     point(Change::Write, path)

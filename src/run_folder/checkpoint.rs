@@ -187,6 +187,12 @@ impl Checkpoints {
         Ok(self.generations()?.into_iter().next().map(|(_, dir)| dir))
     }
 
+    /// Whether any checkpoint was published (checked or not: a damaged one
+    /// still means the folder holds a run).
+    pub fn exist(&self) -> Result<bool> {
+        Ok(self.newest()?.is_some())
+    }
+
     /// The current checkpoint, read and checked against its manifest; a
     /// damaged one is refused, naming the file, rather than passed over.
     pub fn current(&self) -> Result<Option<Current>> {
@@ -236,7 +242,8 @@ impl Checkpoints {
         self.remove_temporaries()
     }
 
-    fn remove_temporaries(&self) -> Result<()> {
+    /// Removes only what a killed writer left (its exact temporary names).
+    pub fn remove_temporaries(&self) -> Result<()> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Ok(());
         };
@@ -380,11 +387,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 
 fn write_info(path: &Path, info: &CheckpointInfo) -> Result<()> {
     let json = serde_json::to_string_pretty(info).context("cannot serialise the checkpoint")?;
-    disk::create_file(path)
-        .and_then(|mut file| {
-            disk::before_write(path)?;
-            std::io::Write::write_all(&mut file, format!("{json}\n").as_bytes())
-        })
+    disk::write_new(path, format!("{json}\n").as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

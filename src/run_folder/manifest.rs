@@ -90,10 +90,7 @@ pub fn write_manifest(dir: &Path, inputs: &RunInputs) -> Result<()> {
     };
     let json = serde_json::to_string_pretty(&manifest).context("cannot serialise a manifest")?;
     let path = dir.join(MANIFEST);
-    let mut file = crate::disk::create_file(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    crate::disk::before_write(&path)
-        .and_then(|()| std::io::Write::write_all(&mut file, format!("{json}\n").as_bytes()))
+    crate::disk::write_new(&path, format!("{json}\n").as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

@@ -104,6 +104,17 @@ pub struct RunOutputs {
     pub resume: Option<PathBuf>,
 }
 
+impl WeightsChoice {
+    /// The weights' file name, in the run folder (a link) and in a
+    /// checkpoint alike.
+    fn file_name(self) -> &'static str {
+        match self {
+            WeightsChoice::Last => WEIGHTS_FILE,
+            WeightsChoice::Best => BEST_WEIGHTS_FILE,
+        }
+    }
+}
+
 /// A run folder: a new run's (claimed and locked), a resumed one's (locked)
 /// or a finished one's to read.
 #[derive(Debug)]
@@ -208,13 +219,9 @@ impl RunFolder {
     pub fn open_to_resume(dir: &Path) -> Result<RunFolder> {
         let folder = RunFolder::open(dir);
         let marked = dir.join(MARKER_FILE).exists();
-        let current = folder.checkpoints.current().with_context(|| {
-            format!(
-                "--resume {}: its checkpoint cannot be trusted",
-                dir.display()
-            )
-        })?;
-        if marked && current.is_none() && !folder.is_from_before_checkpoints() {
+        // Only whether there is one: training checks it when it loads it.
+        let started = folder.checkpoints.exist()?;
+        if marked && !started && !folder.is_from_before_checkpoints() {
             bail!(
                 "--resume {0}: the run has not finished an epoch yet, so there is nothing to \
                  resume; start it again with --run-dir {0} (what the folder holds is replaced)",
@@ -252,10 +259,7 @@ impl RunFolder {
     }
 
     pub fn weights_path(&self, which: WeightsChoice) -> PathBuf {
-        match which {
-            WeightsChoice::Last => self.dir.join(WEIGHTS_FILE),
-            WeightsChoice::Best => self.dir.join(BEST_WEIGHTS_FILE),
-        }
+        self.dir.join(which.file_name())
     }
 
     /// `config.json`, `vocab.txt` and `labels.json`, in that order; a kill
@@ -313,7 +317,9 @@ impl RunFolder {
 
     /// The exact temporary names of a killed writer of the run's files
     /// (beside `--history` too: we hold the lock, no one else writes them)
-    /// and stale checkpoints.
+    /// and of checkpoints. A checkpoint older than the newest (a kill
+    /// before its removal) stays until the next one is published: the
+    /// newest is only checked when training loads it.
     fn remove_stale(&self) -> Result<()> {
         remove_temporaries(&self.dir, &WRITTEN_FILES)?;
         if let Some(history) = &self.history_file {
@@ -323,7 +329,7 @@ impl RunFolder {
             let name = name.to_string_lossy();
             remove_temporaries(parent, &[name.as_ref()])?;
         }
-        self.checkpoints.remove_stale()
+        self.checkpoints.remove_temporaries()
     }
 
     pub fn load_vocabulary(&self) -> Result<Vocabulary> {
@@ -389,10 +395,7 @@ impl RunFolder {
         let Some(current) = self.current_checkpoint()? else {
             return self.load_weights_without_checkpoints(vs, which);
         };
-        let path = match which {
-            WeightsChoice::Last => current.dir.join(WEIGHTS_FILE),
-            WeightsChoice::Best => current.dir.join(BEST_WEIGHTS_FILE),
-        };
+        let path = current.dir.join(which.file_name());
         if which == WeightsChoice::Best && !path.exists() {
             bail!(
                 "{} has no best weights: train with --save-best to keep them",
@@ -598,14 +601,14 @@ fn reclaim(dir: &Path) -> Result<Claim> {
         )
     })?;
     let checkpoints = Checkpoints::new(dir);
-    if checkpoints.current()?.is_some() {
+    if checkpoints.exist()? {
         bail!(
             "--run-dir {} already holds a run; choose another folder, remove it, or continue \
              it with --resume {0}",
             dir.display()
         );
     }
-    checkpoints.remove_stale()?;
+    checkpoints.remove_temporaries()?;
     remove_own_files(dir)?;
     Ok(Claim {
         dir: dir.to_path_buf(),
