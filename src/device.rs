@@ -1,7 +1,6 @@
 //! Where a model runs: the device, which GRU implementation runs there in
 //! training and in evaluation, and how the CPU threads are shared.
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -100,8 +99,9 @@ impl GruPlan {
     /// evaluation, since it beats the other paths there (measured: see
     /// `docs/cuda.md`); else cuDNN, except for training with recurrent
     /// dropout, which cuDNN cannot do, where the op-by-op step runs (with
-    /// a one-line notice saying why). A forced choice runs in both modes,
-    /// if it can, or is an error.
+    /// a one-line notice saying why: a command chooses once). A forced
+    /// choice runs in both modes, if it can, or is an error. Choosing the
+    /// CUDA kernel compiles it, once a process, for a layer of `units`.
     pub fn choose(
         choice: GruChoice,
         device: Device,
@@ -115,11 +115,7 @@ impl GruPlan {
             _ => Ok(()),
         };
         let plan = GruPlan::choose_with(choice, device, recurrent_dropout, &cuda_kernel)?;
-        static NOTICED: AtomicBool = AtomicBool::new(false);
         if let (GruChoice::Auto, Device::Cuda(_), Err(why)) = (choice, device, &cuda_kernel) {
-            if NOTICED.swap(true, Ordering::Relaxed) {
-                return Ok(plan);
-            }
             eprintln!(
                 "note: the CUDA GRU kernel cannot run here ({why:#}); using the {:?} GRU instead",
                 plan.train
@@ -187,6 +183,17 @@ impl GruPlan {
     }
 }
 
+/// What the flags ask of a training run's placement, resolved only in
+/// planning ([`Placement::resolve`]): that may load libtorch's CUDA
+/// backend and compile our kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlacementChoice {
+    pub device: DeviceChoice,
+    pub gru: GruChoice,
+    /// CPU threads, checked against the cores.
+    pub threads: usize,
+}
+
 /// A resolved device, GRU plan and CPU thread count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
@@ -197,18 +204,18 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// The placement of `choice` for a GRU layer of `units` with this
+    /// recurrent dropout.
     pub fn resolve(
-        device: DeviceChoice,
-        gru: GruChoice,
+        choice: PlacementChoice,
         recurrent_dropout: f64,
         units: usize,
-        threads: usize,
     ) -> Result<Placement> {
-        let device = device.resolve()?;
+        let device = choice.device.resolve()?;
         Ok(Placement {
             device,
-            gru: GruPlan::choose(gru, device, recurrent_dropout, units)?,
-            threads,
+            gru: GruPlan::choose(choice.gru, device, recurrent_dropout, units)?,
+            threads: choice.threads,
         })
     }
 

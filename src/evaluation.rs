@@ -1,11 +1,11 @@
 //! `model.evaluate(...)`, and the sums both it and training keep: mean
 //! loss (binary, or sparse categorical, cross-entropy) and accuracy over
 //! batches, weighted by samples.
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::data::Split;
 use crate::model::tensor_slice::as_slice;
-use crate::model::SentimentModel;
+use crate::model::{loss_with_logits, SentimentModel};
 use crate::run_folder::RunningTotals;
 
 /// A split as tensors on the training device: ids `[n, T]` (int64) and
@@ -236,16 +236,6 @@ impl TotalsSnapshot {
             hits,
             samples: self.samples,
         }
-    }
-}
-
-/// The batch mean of Keras's loss: binary cross-entropy for one sigmoid
-/// unit (logits `[B]`), sparse categorical cross-entropy for softmax units
-/// (logits `[B, classes]`, labels the class numbers).
-pub fn loss_with_logits(logits: &Tensor, labels: &Tensor) -> Tensor {
-    match logits.dim() {
-        1 => logits.binary_cross_entropy_with_logits::<Tensor>(labels, None, None, Reduction::Mean),
-        _ => logits.cross_entropy_for_logits(&labels.to_kind(Kind::Int64)),
     }
 }
 

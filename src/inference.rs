@@ -30,7 +30,8 @@ impl TrainedModel {
         let config = RunConfig::load(folder)?;
         let placement = device.placement(config.model.units)?;
         let mut vs = nn::VarStore::new(placement.device);
-        let model = SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads);
+        let model =
+            SentimentModel::new(&vs.root(), config.model, placement.gru, placement.threads)?;
         // First: it checks the vocabulary and labels against the weights.
         let weights = folder.load_weights(&mut vs, which)?;
         let vocab = folder.load_vocabulary()?;

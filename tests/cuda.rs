@@ -55,7 +55,7 @@ fn model(
     like: Option<&SentimentModel>,
 ) -> (nn::VarStore, SentimentModel) {
     let vs = nn::VarStore::new(device);
-    let model = SentimentModel::new(&vs.root(), config, GruPlan::only(gru_impl), 2);
+    let model = SentimentModel::new(&vs.root(), config, GruPlan::only(gru_impl), 2).unwrap();
     tch::no_grad(|| {
         let bias = Tensor::randn(model.gru.bias.size(), (Kind::Float, device)) * 0.3;
         model.gru.bias.shallow_clone().copy_(&bias);

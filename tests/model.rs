@@ -1,8 +1,8 @@
 //! The GRU implementations compute one function, with Keras's dropout.
 use gru_imdb::device::{GruImpl, GruPlan};
-use gru_imdb::evaluation::{evaluate, loss_with_logits, SplitTensors, Totals};
+use gru_imdb::evaluation::{evaluate, SplitTensors, Totals};
 use gru_imdb::model::ModelConfig;
-use gru_imdb::model::{GruLayer, GruMasks, Parameters, SentimentModel};
+use gru_imdb::model::{loss_with_logits, GruLayer, GruMasks, Parameters, SentimentModel};
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's generator is global to the process and tests run in
@@ -36,7 +36,7 @@ fn small_model(
 ) -> (nn::VarStore, SentimentModel) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = SentimentModel::new(&vs.root(), config, GruPlan::only(gru_impl), 2);
+    let model = SentimentModel::new(&vs.root(), config, GruPlan::only(gru_impl), 2).unwrap();
     let random_bias = Tensor::randn(model.gru.bias.size(), (Kind::Float, Device::Cpu)) * 0.3;
     tch::no_grad(|| model.gru.bias.shallow_clone().copy_(&random_bias));
     (vs, model)

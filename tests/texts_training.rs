@@ -228,7 +228,7 @@ fn a_softmax_head_has_the_same_gradients_through_the_cpu_kernel_as_op_by_op() {
     let gradients = |gru_impl| {
         tch::manual_seed(7);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = SentimentModel::new(&vs.root(), config, GruPlan::only(gru_impl), 2);
+        let model = SentimentModel::new(&vs.root(), config, GruPlan::only(gru_impl), 2).unwrap();
         let ids = Tensor::randint(30, [3, 8], (Kind::Int64, Device::Cpu));
         let labels = Tensor::from_slice(&[0i64, 3, 2]);
         let forward = model.forward_train(&ids, &model.draw_masks(3));

@@ -14,10 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::data::memory::IMDB_REVIEWS;
 use crate::data::texts::{self, Column, EmptyTexts, Header, TableOptions, TextFiles};
 use crate::data::{DataConfig, CANONICAL_URL};
-use crate::device::{available_threads, DeviceChoice, GruChoice, InferenceDevice, Placement};
+use crate::device::{available_threads, DeviceChoice, GruChoice, InferenceDevice, PlacementChoice};
 use crate::model::ModelConfig;
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
@@ -25,8 +24,8 @@ use crate::results::OutputFormat;
 use crate::run_folder::RunOutputs;
 use crate::run_folder::WeightsChoice;
 use crate::settings::{
-    check_memory, check_passes, check_sha256, check_texts_validation, check_threads, defaults,
-    EvaluateData, EvaluateSettings, PredictSettings, TrainSettings,
+    check_passes, check_sha256, check_texts_validation, check_threads, defaults, EvaluateData,
+    EvaluateSettings, PredictSettings, TrainSettings,
 };
 use crate::train::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
 pub use results::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
@@ -477,10 +476,8 @@ impl TryFrom<&TrainFlags> for TrainSettings {
         model.validate()?;
         train.validate()?;
         let texts = flags.texts.files();
-        match &texts {
-            Some(files) => check_texts_validation(files, &train)?,
-            // A user's texts are counted once read (`commands::train`).
-            None => check_memory(&data, &model, &train, IMDB_REVIEWS)?,
+        if let Some(files) = &texts {
+            check_texts_validation(files, &train)?;
         }
         let threads = flags.threads.resolve()?;
         Ok(TrainSettings {
@@ -489,13 +486,11 @@ impl TryFrom<&TrainFlags> for TrainSettings {
             model,
             train,
             seed: flags.seed.unwrap_or_else(fresh_seed),
-            placement: Placement::resolve(
-                flags.device.device,
-                flags.gru_implementation,
-                model.recurrent_dropout,
-                model.units,
+            placement: PlacementChoice {
+                device: flags.device.device,
+                gru: flags.gru_implementation,
                 threads,
-            )?,
+            },
             outputs: RunOutputs {
                 run_dir: flags.run_dir.clone(),
                 history: flags.history.clone(),

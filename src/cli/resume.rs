@@ -8,7 +8,7 @@ use clap::ArgMatches;
 
 use super::TrainFlags;
 use crate::data::DataConfig;
-use crate::device::{DeviceChoice, Placement};
+use crate::device::{DeviceChoice, PlacementChoice};
 use crate::model::ModelConfig;
 use crate::progress::Verbosity;
 use crate::run_config::{RunConfig, TextsSource};
@@ -167,13 +167,11 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
         model: saved.model,
         train,
         seed: saved.seed,
-        placement: Placement::resolve(
+        placement: PlacementChoice {
             device,
-            flags.gru_implementation,
-            saved.model.recurrent_dropout,
-            saved.model.units,
+            gru: flags.gru_implementation,
             threads,
-        )?,
+        },
         outputs: RunOutputs {
             run_dir: None,
             history: saved.history.clone(),

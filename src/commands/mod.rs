@@ -6,4 +6,3 @@ pub mod predict;
 pub mod report;
 pub mod summary;
 pub mod train;
-mod train_data;

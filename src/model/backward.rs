@@ -54,7 +54,7 @@ impl TrainForward {
 
     /// [`TrainForward::backward_to_kernel`] where `loss` is the batch's
     /// mean binary cross-entropy of these logits against `labels`
-    /// (evaluation's `loss_with_logits`). On the CPU kernel's path
+    /// (`loss.rs`). On the CPU kernel's path
     /// with one sigmoid unit the head's gradients come from the ops that
     /// autograd's backward runs, called directly (`head_by_hand`): the
     /// same ops on the same tensors, so the same bits (`tests/model.rs`
@@ -105,7 +105,7 @@ impl TrainForward {
         sums: RunningSums,
     ) -> KernelBackward {
         let pass = self.kernel_pass.expect("fuses_head was checked");
-        let kernels = model.step_kernels();
+        let kernels = model.cuda_kernel().step;
         let head = profile::time(Phase::DenseAndLoss, || {
             let RunningSums { loss_sum, hits } = sums;
             let logits = self.logits.detach();

@@ -7,11 +7,13 @@ use tch::{Device, Kind, Tensor};
 
 use super::cpu_kernel::KernelGradients;
 use super::gru::{GruLayer, GruMasks};
-use crate::gru_cuda::{ForwardTape, GruKernels, Weights};
+use crate::gru_cuda::{ForwardTape, GruKernels, StepKernels, Weights};
 
-/// The kernels of the model's GPU and layer size.
+/// The kernels of the model's GPU and layer size, and the GPU's step
+/// kernels (the fused head).
 pub(super) struct CudaKernel {
     kernels: &'static GruKernels,
+    pub step: &'static StepKernels,
 }
 
 /// What a training forward leaves for the backward.
@@ -47,14 +49,15 @@ fn summed_over_rows(x: &Tensor, d: &Tensor) -> Tensor {
 }
 
 impl CudaKernel {
-    /// The kernels for a layer of `units` on `device`, compiled (or taken
-    /// from the cache) and loaded.
+    /// The kernels for a layer of `units` on `device` and the device's step
+    /// kernels, compiled (or taken from the cache) and loaded.
     pub fn new(device: Device, units: usize) -> Result<CudaKernel> {
         let Device::Cuda(ordinal) = device else {
             anyhow::bail!("the CUDA kernel runs on a CUDA device, not {device:?}");
         };
         Ok(CudaKernel {
             kernels: GruKernels::get(ordinal, units)?,
+            step: StepKernels::get(ordinal)?,
         })
     }
 

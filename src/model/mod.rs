@@ -10,7 +10,9 @@
 //! placement says which runs in training and which in evaluation. Our
 //! kernels are opaque to autograd: `backward.rs` takes the gradient through
 //! them, and `embedding_gradient.rs` on to the embedding rows (on a GPU;
-//! on the CPU the optimiser sums the rows, `gradient.rs`).
+//! on the CPU the optimiser sums the rows, `gradient.rs`). A training step
+//! is one call, [`SentimentModel::train_step`] (`step.rs`), with the
+//! model's loss (`loss.rs`).
 mod backward;
 pub mod config;
 mod cpu_kernel;
@@ -20,8 +22,10 @@ mod fused;
 mod gradient;
 mod gru;
 mod inference;
+mod loss;
 mod op_by_op;
 mod params;
+mod step;
 pub mod tensor_slice;
 
 use std::cell::RefCell;
@@ -30,7 +34,6 @@ use tch::nn::{self, Init};
 use tch::{Device, Tensor};
 
 use crate::device::{GruImpl, GruPlan};
-use crate::gru_cuda::StepKernels;
 use crate::profile::{self, Phase};
 pub use backward::{KernelBackward, RunningSums};
 pub use config::ModelConfig;
@@ -40,7 +43,9 @@ use embedding_gradient::EmbeddingGradient;
 pub use gradient::{Gradient, PositionGradients};
 pub use gru::{GruLayer, GruMasks, MaskDrawer};
 pub use inference::Inference;
+pub use loss::loss_with_logits;
 pub use params::Parameters;
+pub use step::{StepOutput, StepTotals, TrainBatch};
 
 /// Embedding -> GRU -> Dense(1 or n). Outputs logits; the sigmoid or
 /// softmax lives in the loss and in [`Inference::probabilities`].
@@ -96,14 +101,15 @@ pub(crate) fn glorot_uniform(fan_in: i64, fan_out: i64) -> Init {
 
 impl SentimentModel {
     /// Creates the variables under `vs` with Keras's initialisers; `threads`
-    /// for the CPU kernel. A plan with the CUDA kernel comes from
-    /// [`GruPlan::choose`], which loaded the kernels for this layer.
+    /// for the CPU kernel. A plan with the CUDA kernel loads it (compiled
+    /// once a process, usually by [`GruPlan::choose`]); an error if it
+    /// cannot.
     pub fn new(
         vs: &nn::Path,
         config: ModelConfig,
         gru_plan: GruPlan,
         threads: usize,
-    ) -> SentimentModel {
+    ) -> anyhow::Result<SentimentModel> {
         let n = config.max_features as i64;
         let d = config.embedding_dim as i64;
         let h = config.units as i64;
@@ -112,7 +118,11 @@ impl SentimentModel {
             lo: -0.05,
             up: 0.05,
         };
-        SentimentModel {
+        let cuda_kernel = match gru_plan.uses(GruImpl::CudaKernel) {
+            true => Some(CudaKernel::new(vs.device(), config.units)?),
+            false => None,
+        };
+        Ok(SentimentModel {
             embeddings: (vs / "embedding").var("embeddings", &[n, d], uniform),
             gru: GruLayer::new(&(vs / "gru"), d, &config),
             dense_kernel: (vs / "dense").var("kernel", &[h, outputs], glorot_uniform(h, outputs)),
@@ -121,12 +131,9 @@ impl SentimentModel {
             device: vs.device(),
             gru_plan,
             cpu_kernel: CpuKernel::new(threads),
-            cuda_kernel: gru_plan.uses(GruImpl::CudaKernel).then(|| {
-                CudaKernel::new(vs.device(), config.units)
-                    .expect("GruPlan::choose loaded the CUDA kernels for this layer")
-            }),
+            cuda_kernel,
             embedding_gradient: RefCell::new(None),
-        }
+        })
     }
 
     /// The trainable tensors (shallow copies).
@@ -163,15 +170,6 @@ impl SentimentModel {
     pub fn mask_drawer(&self) -> MaskDrawer {
         self.gru
             .mask_drawer(self.config.embedding_dim as i64, self.device)
-    }
-
-    /// Whether a training step prepares the next one (its masks and rows)
-    /// and Adam's grouping on a second thread while its own head's loss
-    /// and gradients run: on the CPU kernel with more than one thread,
-    /// whose threads are otherwise idle then, and whose data is on the CPU
-    /// (see `Fit`'s step and `train/next_batch.rs`).
-    pub fn works_beside_head(&self) -> bool {
-        self.gru_plan.train == GruImpl::CpuKernel && self.cpu_kernel.threads() > 1
     }
 
     /// Training-mode forward of a batch of ids `[B, T]` (int64) under this
@@ -225,13 +223,6 @@ impl SentimentModel {
         self.cuda_kernel
             .as_ref()
             .expect("a plan with the CUDA kernel loads it")
-    }
-
-    fn step_kernels(&self) -> &'static StepKernels {
-        let Device::Cuda(ordinal) = self.device else {
-            unreachable!("the step kernels run on a GPU");
-        };
-        StepKernels::get(ordinal).expect("the step kernels load where the GRU kernels did")
     }
 
     /// Inference mode (no dropout, no graph), prepared once for many batches.

@@ -217,7 +217,7 @@ mod tests {
         };
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         let gru = crate::device::GruPlan::only(crate::device::GruImpl::CpuKernel);
-        let model = crate::model::SentimentModel::new(&vs.root(), config, gru, 1);
+        let model = crate::model::SentimentModel::new(&vs.root(), config, gru, 1).unwrap();
         let built: i64 = model.parameters().iter().map(|t| t.numel() as i64).sum();
         let listed = total_parameters(&layers(&config, 40).unwrap()).unwrap();
         assert_eq!(built as u128, listed);

@@ -16,16 +16,15 @@ use std::time::Instant;
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
-use crate::evaluation::{evaluate, loss_with_logits, SplitTensors, Totals};
-use crate::model::{KernelBackward, RunningSums, SentimentModel};
+use crate::evaluation::{evaluate, SplitTensors, Totals};
+use crate::model::{RunningSums, SentimentModel, StepTotals, TrainBatch};
 use crate::optim::Adam;
-use crate::pool;
 use crate::profile::{self, Phase};
 use crate::progress::{EpochProgress, Verbosity};
 use crate::run_folder::{EpochRecord, FitState, RunningTotals};
 pub use callbacks::EpochDecision;
 pub use config::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
-use next_batch::{Batch, NextBatch};
+use next_batch::NextBatch;
 pub use steps::StepInterval;
 use steps::{check_loss, PendingSteps};
 
@@ -190,81 +189,54 @@ impl Fit<'_> {
         order.narrow(0, start, self.batch_len(step))
     }
 
-    /// Step `step` (from 0) of epoch `epoch` (from 0): its batch, forward,
-    /// backward and update, its loss and hits added to `totals`. The batch
-    /// is `ahead` if the step before prepared it. Where the model works
-    /// beside the head (the CPU kernel on two threads or more), a second
-    /// thread groups this batch's rows for Adam and prepares the next batch
-    /// ([`NextBatch::pick`]) while this one computes the head's loss and
-    /// gradients, and the step returns it. The kernel's threads are idle
-    /// during the head, and the next draws come from libtorch's generator
-    /// either way, so the numbers are the same.
+    /// Step `step` (from 0) of epoch `epoch` (from 0): its batch, the
+    /// model's step and Adam's update, its loss and hits added to
+    /// `totals`. The batch is `ahead` if the step before prepared it.
+    /// Beside the model's head, where it has a thread idle then
+    /// ([`SentimentModel::train_step`]), Adam groups this batch's rows and
+    /// the next batch is prepared ([`NextBatch::pick`]); the step returns
+    /// it.
     fn train_step(
         &mut self,
         order: &Tensor,
         step: usize,
         totals: &mut Totals,
         epoch: usize,
-        ahead: Option<Batch>,
-    ) -> Result<Option<Batch>> {
-        let (train, model) = (self.data.train, self.model);
-        let len = self.batch_len(step);
-        let Batch { masks, x, y } = profile::time(Phase::Batch, || {
+        ahead: Option<TrainBatch>,
+    ) -> Result<Option<TrainBatch>> {
+        let train = self.data.train;
+        let batch = profile::time(Phase::Batch, || {
             ahead.unwrap_or_else(|| {
-                let idx = self.batch_indices(order, step);
-                Batch {
-                    masks: model.draw_masks(len),
-                    x: train.x.index_select(0, &idx),
-                    y: train.y.index_select(0, &idx),
+                let indices = self.batch_indices(order, step);
+                TrainBatch {
+                    masks: self.model.draw_masks(self.batch_len(step)),
+                    ids: train.x.index_select(0, &indices),
+                    labels: train.y.index_select(0, &indices),
                 }
             })
         });
-        let forward = model.forward_train(&x, &masks);
         let steps = self.steps();
-        let next = (step + 1 < steps && model.works_beside_head()).then(|| NextBatch {
+        let next = (step + 1 < steps).then(|| NextBatch {
             len: self.batch_len(step + 1),
             indices: self.batch_indices(order, step + 1),
             x: train.x.shallow_clone(),
             y: train.y.shallow_clone(),
         });
-        let head = || -> Result<KernelBackward> {
-            if forward.fuses_head() {
-                let (loss_sum, hits) = totals.sums_for_kernel(y.size()[0] as usize);
-                let sums = RunningSums { loss_sum, hits };
-                return Ok(forward.fused_head_to_kernel(model, &y, sums));
-            }
-            let loss = profile::time(Phase::DenseAndLoss, || {
-                loss_with_logits(&forward.logits, &y)
-            });
-            // Reading the loss waits for a GPU, so there it is checked when
-            // the recorded steps are read, at the end of the epoch (or
-            // when it is saved), before anything is saved.
-            if y.device() == Device::Cpu {
-                check_loss(loss.double_value(&[]), "at", epoch, step + 1, steps)?;
-            }
-            totals.add(&forward.logits, &y, &loss);
-            Ok(forward.backward_to_kernel_for_labels(model, &loss, &y))
+        let mut step_totals = StepLoss {
+            totals,
+            at: StepAt { epoch, step, steps },
         };
-        let (head, ahead) = match next {
-            Some(next) => {
-                let drawer = model.mask_drawer();
-                let (optimizer, ids) = (&mut *self.optimizer, x.shallow_clone());
-                let beside = move || {
-                    optimizer.group_rows_ahead(&ids);
-                    next.pick(drawer)
-                };
-                let started = Instant::now();
-                let timed_head = || (head(), started.elapsed());
-                let ((head, head_time), next) = pool::join(timed_head, beside);
-                // What the head did not hide of the work beside it.
-                profile::add(Phase::Batch, started.elapsed().saturating_sub(head_time));
-                (head, Some(next))
+        let optimizer = &mut *self.optimizer;
+        let beside = next.map(|next| {
+            let ids = batch.ids.shallow_clone();
+            move |drawer| {
+                optimizer.group_rows_ahead(&ids);
+                next.pick(drawer)
             }
-            None => (head(), None),
-        };
-        let grads = head?.finish(model);
-        profile::time(Phase::Adam, || self.optimizer.step(&grads));
-        Ok(ahead)
+        });
+        let output = self.model.train_step(&batch, &mut step_totals, beside)?;
+        profile::time(Phase::Adam, || self.optimizer.step(&output.gradients));
+        Ok(output.beside)
     }
 
     /// Validation, the epoch's record and the callbacks' decision.
@@ -324,4 +296,40 @@ fn record_metrics(record: &EpochRecord) -> [(&'static str, f64); 4] {
         ("val_accuracy", record.val_accuracy),
         ("val_loss", record.val_loss),
     ]
+}
+
+/// Where a step stands in the fit: for the error of a loss that is not
+/// finite.
+#[derive(Clone, Copy)]
+struct StepAt {
+    /// From 0.
+    epoch: usize,
+    /// From 0.
+    step: usize,
+    steps: usize,
+}
+
+/// The epoch's running totals as the model's step adds to them.
+struct StepLoss<'t> {
+    totals: &'t mut Totals,
+    at: StepAt,
+}
+
+impl StepTotals for StepLoss<'_> {
+    fn running_sums(&mut self, batch: usize) -> RunningSums<'_> {
+        let (loss_sum, hits) = self.totals.sums_for_kernel(batch);
+        RunningSums { loss_sum, hits }
+    }
+
+    fn add(&mut self, logits: &Tensor, labels: &Tensor, loss: &Tensor) -> Result<()> {
+        // Reading the loss waits for a GPU, so there it is checked when
+        // the recorded steps are read, at the end of the epoch (or when
+        // it is saved), before anything is saved.
+        if labels.device() == Device::Cpu {
+            let StepAt { epoch, step, steps } = self.at;
+            check_loss(loss.double_value(&[]), "at", epoch, step + 1, steps)?;
+        }
+        self.totals.add(logits, labels, loss);
+        Ok(())
+    }
 }

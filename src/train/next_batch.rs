@@ -1,5 +1,5 @@
 //! What a training step prepares of the next one on a second thread,
-//! beside its own head (see `Fit::train_step`).
+//! beside its own head (see `SentimentModel::train_step`).
 //!
 //! Measured on the 2-core Zen 5 VM at batch 32, in microseconds a step:
 //! the head's loss and gradients take 40-60 on the calling thread. Beside
@@ -12,14 +12,7 @@
 use tch::{kind::Element, Device, Tensor};
 
 use crate::model::tensor_slice::{as_mut_slice, as_slice};
-use crate::model::{GruMasks, MaskDrawer};
-
-/// A batch as a training step takes it: its masks, token ids and labels.
-pub(super) struct Batch {
-    pub masks: GruMasks,
-    pub x: Tensor,
-    pub y: Tensor,
-}
+use crate::model::{MaskDrawer, TrainBatch};
 
 /// The next batch of a CPU training set, for a second thread to prepare.
 pub(super) struct NextBatch {
@@ -34,13 +27,13 @@ pub(super) struct NextBatch {
 
 impl NextBatch {
     /// Draws its masks, then picks its token ids and labels.
-    pub fn pick(self, drawer: MaskDrawer) -> Batch {
+    pub fn pick(self, drawer: MaskDrawer) -> TrainBatch {
         let masks = drawer.draw(self.len);
         let indices = self.indices.contiguous();
-        Batch {
+        TrainBatch {
             masks,
-            x: select_rows::<i64>(&self.x, &indices),
-            y: select_rows::<f32>(&self.y, &indices),
+            ids: select_rows::<i64>(&self.x, &indices),
+            labels: select_rows::<f32>(&self.y, &indices),
         }
     }
 }

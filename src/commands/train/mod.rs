@@ -1,11 +1,15 @@
-//! `gru-imdb train`: data -> model -> fit -> test, leaving a run folder
-//! that a killed or interrupted run can be resumed from.
+//! `gru-imdb train`: plan (data, classes, placement) -> model -> fit ->
+//! test, leaving a run folder that a killed or interrupted run can be
+//! resumed from.
+mod memory;
+mod plan;
+mod training_data;
+
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use tch::nn;
 
-use super::train_data::TrainingData;
 use crate::evaluation::{evaluate, SplitTensors};
 use crate::model::SentimentModel;
 use crate::optim::Adam;
@@ -20,6 +24,7 @@ use crate::run_folder::{
 };
 use crate::settings::TrainSettings;
 use crate::train::{interrupt, Fit, FitData, FitEnd, SavePoint};
+use plan::TrainPlan;
 
 /// How a training command ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +39,7 @@ pub enum TrainOutcome {
 /// A run being trained: its folder, model, optimiser and where it stands.
 struct Session<'a> {
     settings: &'a TrainSettings,
+    plan: &'a TrainPlan,
     folder: RunFolder,
     vs: nn::VarStore,
     model: SentimentModel,
@@ -46,21 +52,22 @@ struct Session<'a> {
 
 pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
     interrupt::install();
-    let placement = &settings.placement;
+    // The data first, so a run folder is made only for a run that can start.
+    let plan = &TrainPlan::make(settings)?;
+    let placement = &plan.placement;
     if settings.profile {
         profile::enable();
         if let tch::Device::Cuda(ordinal) = placement.device {
             profile::synchronize_gpu(ordinal);
         }
     }
+    // After the placement: seeding reaches a GPU's generator only once
+    // libtorch's CUDA backend is loaded.
     tch::manual_seed(settings.seed as i64);
-
-    // The data first, so a run folder is made only for a run that can start.
-    let data = TrainingData::load(settings)?;
-    let settings = &data.settings(settings);
+    let data = &plan.data;
     let (train, validation) = data.split_validation(settings)?;
     let steps_per_epoch = train.len().div_ceil(settings.train.batch_size);
-    let mut session = Session::start(settings, &data, steps_per_epoch)?;
+    let mut session = Session::start(settings, plan, steps_per_epoch)?;
     let test = &data.dataset.test;
     data.report_classes(
         &train,
@@ -106,10 +113,10 @@ impl<'a> Session<'a> {
     /// resumed run, loads where its latest checkpoint stood.
     fn start(
         settings: &'a TrainSettings,
-        data: &TrainingData,
+        plan: &'a TrainPlan,
         steps_per_epoch: usize,
     ) -> Result<Session<'a>> {
-        let placement = &settings.placement;
+        let (placement, data) = (&plan.placement, &plan.data);
         let keep_best = settings.train.callbacks.keeps_best();
         let folder = match &settings.outputs.resume {
             Some(dir) => {
@@ -121,7 +128,7 @@ impl<'a> Session<'a> {
                 &settings.outputs,
                 keep_best,
                 &RunFiles {
-                    config: &settings.run_config(&data.data_sha256),
+                    config: &plan.run_config(settings),
                     vocab: &data.dataset.vocab,
                     labels: data.texts.as_ref().map(|t| t.class_names.as_slice()),
                 },
@@ -129,13 +136,13 @@ impl<'a> Session<'a> {
         };
         let started = Instant::now();
         let vs = nn::VarStore::new(placement.device);
-        let model =
-            SentimentModel::new(&vs.root(), settings.model, placement.gru, placement.threads);
+        let model = SentimentModel::new(&vs.root(), plan.model, placement.gru, placement.threads)?;
         placement.share_threads();
         let optimizer = Adam::new(&model.parameters(), settings.train.adam, placement.threads);
         let inputs = folder.inputs(&data.data_sha256)?;
         let mut session = Session {
             settings,
+            plan,
             folder,
             vs,
             model,
@@ -153,7 +160,7 @@ impl<'a> Session<'a> {
             session.folder.dir().display()
         ));
         session.say(
-            model_summary(&settings.model, settings.data.maxlen)
+            model_summary(&plan.model, settings.data.maxlen)
                 .trim_end()
                 .to_owned(),
         );
@@ -291,7 +298,7 @@ impl<'a> Session<'a> {
         error: Option<String>,
         test: Option<TestResult>,
     ) -> Result<()> {
-        let placement = &self.settings.placement;
+        let placement = &self.plan.placement;
         self.folder.save_results(&RunResults {
             status,
             error,

@@ -2,12 +2,13 @@
 //! classes; and the part of it that validates.
 use anyhow::{bail, ensure, Result};
 
+use super::memory::check_memory;
+use crate::data::memory::IMDB_REVIEWS;
 use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, Dataset, Split};
-use crate::model::ModelConfig;
 use crate::progress::Verbosity;
 use crate::run_config::{RunConfig, TextsSource};
-use crate::settings::{check_memory, TrainSettings};
+use crate::settings::TrainSettings;
 
 pub(super) struct TrainingData {
     pub dataset: Dataset,
@@ -26,11 +27,14 @@ pub(super) struct LoadedTexts {
 }
 
 impl TrainingData {
-    /// IMDB, or the user's texts of `settings.texts`, which are checked
-    /// against the memory available once their count is known and before
-    /// they are padded (IMDB's settings were checked with its own).
+    /// IMDB, or the user's texts of `settings.texts`, checked against
+    /// the memory available once their count is known and before they are
+    /// padded.
     pub fn load(settings: &TrainSettings) -> Result<TrainingData> {
+        let fits =
+            |samples| check_memory(&settings.data, &settings.model, &settings.train, samples);
         let Some(files) = &settings.texts else {
+            fits(IMDB_REVIEWS)?;
             let imdb = data::load_imdb(&settings.data)?;
             return Ok(TrainingData {
                 dataset: imdb.dataset,
@@ -41,8 +45,6 @@ impl TrainingData {
         // Checked once the texts are counted and before they are padded:
         // a huge --maxlen would be killed for its memory before a later
         // check.
-        let fits =
-            |samples| check_memory(&settings.data, &settings.model, &settings.train, samples);
         let config = TextsConfig::new(&settings.data, files.clone());
         let loaded = texts::load_texts_checking(&config, &fits)?;
         Ok(TrainingData {
@@ -58,16 +60,9 @@ impl TrainingData {
         })
     }
 
-    /// `settings` with the model's classes those of the data.
-    pub fn settings(&self, settings: &TrainSettings) -> TrainSettings {
-        let classes = self.texts.as_ref().map_or(2, |t| t.class_names.len());
-        TrainSettings {
-            model: ModelConfig {
-                classes,
-                ..settings.model
-            },
-            ..settings.clone()
-        }
+    /// The classes the model tells apart: IMDB's two, or the texts'.
+    pub fn classes(&self) -> usize {
+        self.texts.as_ref().map_or(2, |t| t.class_names.len())
     }
 
     /// The training split, and the validation split when
