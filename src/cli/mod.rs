@@ -185,8 +185,9 @@ pub struct TrainFlags {
     #[command(flatten)]
     pub callbacks: CallbackFlags,
     /// Go on training an earlier run from its latest checkpoint, with its
-    /// settings; only --epochs, --verbose, --threads, --device, --data-dir
-    /// and --validation-batch-size may be given too.
+    /// settings: --epochs, --validation-batch-size, --data-dir, --device,
+    /// --threads and --verbose may change; the model, data and training
+    /// flags, if given, must give the run's own values.
     #[arg(long, value_name = "RUN", conflicts_with = "run_dir")]
     pub resume: Option<PathBuf>,
     /// Seed of weights, dropout masks and shuffling; the same seed gives the
