@@ -246,26 +246,26 @@ impl Placement {
 
 /// Where a saved model runs (predict, evaluate, report): the device and the
 /// CPU threads. Its GRU is chosen only once the model's size is known
-/// ([`InferenceDevice::placement`]): the CUDA kernel is compiled for, and
+/// ([`DeviceAndThreads::placement`]): the CUDA kernel is compiled for, and
 /// has a budget of, units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InferenceDevice {
+pub struct DeviceAndThreads {
     pub device: Device,
     pub threads: usize,
 }
 
-impl InferenceDevice {
+impl DeviceAndThreads {
     /// `--device` resolved (loading CUDA if it may be used).
-    pub fn resolve(device: DeviceChoice, threads: usize) -> Result<InferenceDevice> {
-        Ok(InferenceDevice {
+    pub fn resolve(device: DeviceChoice, threads: usize) -> Result<DeviceAndThreads> {
+        Ok(DeviceAndThreads {
             device: device.resolve()?,
             threads,
         })
     }
 
     /// The CPU: for the commands that infer there.
-    pub fn cpu(threads: usize) -> InferenceDevice {
-        InferenceDevice {
+    pub fn cpu(threads: usize) -> DeviceAndThreads {
+        DeviceAndThreads {
             device: Device::Cpu,
             threads,
         }

@@ -6,7 +6,7 @@ use tch::{Device, Kind, Tensor};
 use crate::data::Split;
 use crate::model::tensor_slice::as_slice;
 use crate::model::{loss_with_logits, SentimentModel};
-use crate::run_folder::RunningTotals;
+use crate::run_dir::RunningTotals;
 
 /// A split as tensors on the training device: ids `[n, T]` (int64) and
 /// labels `[n]` (float: 0/1, or the class number).

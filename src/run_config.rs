@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::data::texts::TextFiles;
 use crate::data::DEFAULT_DATA_DIR;
 use crate::model::ModelConfig;
-use crate::run_folder::{RunFolder, CONFIG_FILE};
+use crate::run_dir::{RunDir, CONFIG_FILE};
 use crate::train::TrainConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,7 +55,7 @@ pub struct TextsSource {
 impl RunConfig {
     /// The config of the run in `folder`, with its model checked as the
     /// flags would be.
-    pub fn load(folder: &RunFolder) -> Result<RunConfig> {
+    pub fn load(folder: &RunDir) -> Result<RunConfig> {
         let path = folder.dir().join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {} (is it a run folder?)", path.display()))?;

@@ -11,12 +11,12 @@ use anyhow::{ensure, Result};
 
 use crate::data::texts::TextFiles;
 use crate::data::DataConfig;
-use crate::device::{InferenceDevice, PlacementChoice};
+use crate::device::{DeviceAndThreads, PlacementChoice};
 use crate::model::config::{at_least_one, check_max_features};
 use crate::model::ModelConfig;
 use crate::progress::Verbosity;
-use crate::results::OutputFormat;
-use crate::run_folder::{RunOutputs, WeightsChoice};
+use crate::reports::OutputFormat;
+use crate::run_dir::{RunOutputs, WeightsChoice};
 use crate::train::TrainConfig;
 
 /// The tutorial's numbers (`docs/keras-parity.md`): the flags' defaults.
@@ -77,7 +77,7 @@ pub struct PredictSettings {
     pub run_dir: PathBuf,
     pub texts: Vec<String>,
     pub weights: WeightsChoice,
-    pub device: InferenceDevice,
+    pub device: DeviceAndThreads,
     /// Tab-separated lines, or JSON Lines (`--json`).
     pub format: OutputFormat,
 }
@@ -100,7 +100,7 @@ pub struct EvaluateSettings {
     /// Timed passes per batch size, after one warm-up pass.
     pub repeats: usize,
     pub weights: WeightsChoice,
-    pub device: InferenceDevice,
+    pub device: DeviceAndThreads,
     /// Also write the figures as JSON here.
     pub json: Option<PathBuf>,
 }

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use common::run_cli;
 use common::runs::read_history;
-use gru_imdb::device::{GruImpl, GruPlan, InferenceDevice};
-use gru_imdb::inference::TrainedModel;
+use gru_imdb::device::{DeviceAndThreads, GruImpl, GruPlan};
 use gru_imdb::model::ModelConfig;
 use gru_imdb::model::SentimentModel;
-use gru_imdb::run_folder::{RunFolder, WeightsChoice};
+use gru_imdb::run_dir::{RunDir, WeightsChoice};
+use gru_imdb::trained::TrainedModel;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Three topics, each with its own words, in texts padded with shared
@@ -96,9 +96,9 @@ fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
 fn trained(run: &Path) -> TrainedModel {
     let _rng = lock_rng();
     TrainedModel::load(
-        &RunFolder::open(run),
+        &RunDir::open(run),
         WeightsChoice::Last,
-        &InferenceDevice::cpu(1),
+        &DeviceAndThreads::cpu(1),
     )
     .unwrap()
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::runs::{fixture, printed, read_history, ARCHIVE_SEED, REVIEWS_PER_FOLDER};
 use common::{names_in, run_cli, synthetic_reviews};
-use gru_imdb::run_folder::HISTORY_HEADER;
+use gru_imdb::run_dir::HISTORY_HEADER;
 
 #[test]
 fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() {

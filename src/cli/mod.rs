@@ -5,7 +5,7 @@
 //! [FLAGS]` does, so the tutorial's `cargo run --release -- --epochs 5`
 //! keeps working. `--resume RUN` takes the settings of an earlier run
 //! (`resume.rs`).
-mod results;
+mod reports;
 mod resume;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -16,19 +16,21 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::data::texts::{self, Column, EmptyTexts, Header, TableOptions, TextFiles};
 use crate::data::{DataConfig, CANONICAL_URL};
-use crate::device::{available_threads, DeviceChoice, GruChoice, InferenceDevice, PlacementChoice};
+use crate::device::{
+    available_threads, DeviceAndThreads, DeviceChoice, GruChoice, PlacementChoice,
+};
 use crate::model::ModelConfig;
 use crate::optim::AdamConfig;
 use crate::progress::Verbosity;
-use crate::results::OutputFormat;
-use crate::run_folder::RunOutputs;
-use crate::run_folder::WeightsChoice;
+use crate::reports::OutputFormat;
+use crate::run_dir::RunOutputs;
+use crate::run_dir::WeightsChoice;
 use crate::settings::{
     check_passes, check_sha256, check_texts_validation, check_threads, defaults, EvaluateData,
     EvaluateSettings, PredictSettings, TrainSettings,
 };
 use crate::train::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
-pub use results::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
+pub use reports::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -549,7 +551,7 @@ impl TryFrom<&PredictFlags> for PredictSettings {
             run_dir: flags.run_dir.clone(),
             texts: flags.texts()?,
             weights: flags.weights.weights,
-            device: InferenceDevice::cpu(threads),
+            device: DeviceAndThreads::cpu(threads),
             format: OutputFormat::json_if(flags.json),
         })
     }
@@ -575,7 +577,7 @@ impl TryFrom<&EvaluateFlags> for EvaluateSettings {
             repeats: flags.repeats,
             weights: flags.weights.weights,
             // The GRU is chosen for the saved layer's size on loading.
-            device: InferenceDevice::resolve(flags.device.device, threads)?,
+            device: DeviceAndThreads::resolve(flags.device.device, threads)?,
             json: flags.json.clone(),
         })
     }

@@ -24,7 +24,7 @@ use crate::device::{DeviceChoice, PlacementChoice};
 use crate::model::ModelConfig;
 use crate::progress::Verbosity;
 use crate::run_config::RunConfig;
-use crate::run_folder::{RunFolder, RunOutputs};
+use crate::run_dir::{RunDir, RunOutputs};
 use crate::settings::TrainSettings;
 use crate::train::{CallbackConfig, TrainConfig};
 
@@ -250,7 +250,7 @@ pub fn resumed_settings(flags: &TrainFlags, given: &HashSet<String>) -> Result<T
     let Some(dir) = &flags.resume else {
         bail!("resumed_settings needs --resume");
     };
-    let saved = RunConfig::load(&RunFolder::open_to_resume(dir)?)?;
+    let saved = RunConfig::load(&RunDir::open_to_resume(dir)?)?;
     let mut r = Resumed::new(given);
     let resumed = lay_over(flags, &saved, &mut r)?;
     if !r.changed.is_empty() {

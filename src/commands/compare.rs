@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{ensure, Result};
 
-use crate::results::compare::{compare, comparison_table};
-use crate::results::run_record::RunRecord;
-use crate::results::OutputFormat;
+use crate::reports::comparison::{compare, comparison_table};
+use crate::reports::run_record::RunRecord;
+use crate::reports::OutputFormat;
 
 /// What `compare` needs.
 #[derive(Debug, Clone)]

@@ -9,12 +9,12 @@ use serde::Serialize;
 use crate::atomic::{write_json, JsonLayout};
 use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, DataConfig, Split};
-use crate::device::InferenceDevice;
+use crate::device::DeviceAndThreads;
 use crate::evaluation::{evaluate, SplitTensors};
-use crate::inference::TrainedModel;
 use crate::run_config::RunConfig;
-use crate::run_folder::{refuse_run_file, RunFolder, WeightsChoice};
+use crate::run_dir::{refuse_run_file, RunDir, WeightsChoice};
 use crate::settings::{EvaluateData, EvaluateSettings};
+use crate::trained::TrainedModel;
 
 /// One batch size's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -56,10 +56,10 @@ pub(crate) struct RunUnderTest {
 pub(crate) fn open_run_under_test(
     run_dir: &Path,
     weights: WeightsChoice,
-    device: &InferenceDevice,
+    device: &DeviceAndThreads,
     data: &EvaluateData,
 ) -> Result<RunUnderTest> {
-    let trained = TrainedModel::load(&RunFolder::open(run_dir), weights, device)?;
+    let trained = TrainedModel::load(&RunDir::open(run_dir), weights, device)?;
     let data = data_of_run(data, &trained.config);
     Ok(RunUnderTest { trained, data })
 }

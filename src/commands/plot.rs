@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 
-use crate::results::check_output_folder;
-use crate::results::compare::run_labels;
-use crate::results::plot::{write_history_plot, ImageFormat, PlotRun};
-use crate::results::run_record::RunRecord;
+use crate::reports::check_output_folder;
+use crate::reports::comparison::run_labels;
+use crate::reports::curves::{write_history_plot, ImageFormat, PlotRun};
+use crate::reports::run_record::RunRecord;
 
 /// What `plot` needs.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub struct PlotSettings {
 /// history for one run, in the current folder for several.
 fn default_plot_path(runs: &[PathBuf]) -> PathBuf {
     match runs {
-        [one] => one.join(crate::run_folder::HISTORY_PLOT_FILE),
+        [one] => one.join(crate::run_dir::HISTORY_PLOT_FILE),
         _ => PathBuf::from("history-compared.svg"),
     }
 }

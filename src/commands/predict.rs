@@ -5,11 +5,11 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::inference::TrainedModel;
-use crate::results::metrics::Threshold;
-use crate::results::OutputFormat;
-use crate::run_folder::RunFolder;
+use crate::reports::metrics::Threshold;
+use crate::reports::OutputFormat;
+use crate::run_dir::RunDir;
 use crate::settings::PredictSettings;
+use crate::trained::TrainedModel;
 
 /// One line of `predict --json`.
 #[derive(Debug, Serialize)]
@@ -27,7 +27,7 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
         );
     }
     let trained = TrainedModel::load(
-        &RunFolder::open(&settings.run_dir),
+        &RunDir::open(&settings.run_dir),
         settings.weights,
         &settings.device,
     )?;

@@ -7,13 +7,13 @@ use anyhow::{ensure, Context, Result};
 use super::evaluate::{open_run_under_test, RunUnderTest};
 use crate::atomic::write_atomically;
 use crate::data::read_texts;
-use crate::device::InferenceDevice;
-use crate::results::check_output_folder;
-use crate::results::metrics::Threshold;
-use crate::results::report::{render_report, DataSummary, ReportInput};
-use crate::results::run_record::RunRecord;
-use crate::results::test_predictions::predict_test_set;
-use crate::run_folder::WeightsChoice;
+use crate::device::DeviceAndThreads;
+use crate::reports::check_output_folder;
+use crate::reports::html::{render_report, DataSummary, ReportInput};
+use crate::reports::metrics::Threshold;
+use crate::reports::run_record::RunRecord;
+use crate::reports::test_predictions::predict_test_set;
+use crate::run_dir::WeightsChoice;
 use crate::settings::EvaluateData;
 
 /// The report's file in the run folder when no `--output` is given.
@@ -27,7 +27,7 @@ pub struct ReportSettings {
     pub output: Option<PathBuf>,
     pub data: EvaluateData,
     pub weights: WeightsChoice,
-    pub device: InferenceDevice,
+    pub device: DeviceAndThreads,
 }
 
 pub fn report_command(settings: &ReportSettings) -> Result<()> {

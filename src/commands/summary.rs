@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::model::ModelConfig;
-use crate::results::summary::try_model_summary;
+use crate::reports::model_summary::try_model_summary;
 use crate::run_config::RunConfig;
-use crate::run_folder::RunFolder;
+use crate::run_dir::RunDir;
 
 /// Which model to summarise.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub fn summary_command(settings: &SummarySettings) -> Result<()> {
     let (model, maxlen) = match settings {
         SummarySettings::Model { model, maxlen } => (*model, *maxlen),
         SummarySettings::Run(dir) => {
-            let config = RunConfig::load(&RunFolder::open_run(dir)?)?;
+            let config = RunConfig::load(&RunDir::open_run(dir)?)?;
             (config.model, config.maxlen)
         }
     };

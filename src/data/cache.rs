@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::prepare::Prepared;
-use super::report::Stats;
+use super::printout::Stats;
 use super::{Dataset, Split, Vocabulary};
 use crate::atomic::write_atomically;
 

@@ -4,13 +4,13 @@ mod archive;
 mod cache;
 #[cfg(test)]
 mod contract_tests;
+mod dir_lock;
 mod download;
-mod lock;
 pub mod memory;
 mod npy;
 mod pad;
 mod prepare;
-mod report;
+mod printout;
 mod review_texts;
 pub mod texts;
 mod tokenize;
@@ -33,10 +33,10 @@ use tokenize::tokenize;
 pub use vocab::{Vocabulary, INDEX_FROM, OOV_ID, START_ID};
 
 use cache::CacheKey;
+use dir_lock::DataDirLock;
 use download::Source;
-use lock::DataDirLock;
 use prepare::Prepared;
-use report::Origin;
+use printout::Origin;
 
 /// Where archives and prepared arrays are kept unless `--data-dir` says.
 pub const DEFAULT_DATA_DIR: &str = "data";
@@ -169,9 +169,9 @@ pub fn run_data_command(
     let (prepared, origin, _) = load(cfg)?;
     let elapsed = started.elapsed();
     let mut out = std::io::stdout().lock();
-    report::print_report(
+    printout::print_report(
         &mut out,
-        &report::Arrays {
+        &printout::Arrays {
             dataset: &prepared.dataset,
             stats: &prepared.stats,
             class_names: &IMDB_CLASSES.map(str::to_owned),

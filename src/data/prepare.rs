@@ -14,7 +14,7 @@ use anyhow::{anyhow, Result};
 
 use super::archive::{self, RawReview};
 use super::pad::{pad_into, PAD_ID};
-use super::report::Stats;
+use super::printout::Stats;
 use super::tokenize::for_each_token;
 use super::vocab::{id_of_rank, Vocabulary, OOV_ID, START_ID};
 use super::{Dataset, Split};

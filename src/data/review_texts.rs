@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::archive::read_reviews;
-use super::lock::DataDirLock;
+use super::dir_lock::DataDirLock;
 use super::tokenize::for_each_token;
 use super::{ArchiveSource, DataConfig};
 

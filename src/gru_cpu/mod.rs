@@ -47,7 +47,7 @@
 //!
 //! The code by phase: `forward.rs` (input projections and the recurrence,
 //! recording the tape), `backward.rs` (backward through time, then the
-//! parameter and input gradients), `table.rs` (evaluation from the
+//! parameter and input gradients), `projection_table.rs` (evaluation from the
 //! projection table), `matrix.rs` (the checked matrix helpers), `packed.rs`
 //! (the weights padded for the kernels), `partition.rs` and the crate's `pool.rs` (the
 //! split over threads), `kernels.rs` and `simd.rs` (the SIMD code).
@@ -75,8 +75,8 @@ mod kernels;
 mod matrix;
 mod packed;
 mod partition;
+mod projection_table;
 mod simd;
-mod table;
 #[cfg(test)]
 mod tests;
 
@@ -279,7 +279,7 @@ impl Engine {
     /// `table [V, 3H] = embedding [V, D] W + b`, for
     /// [`Engine::forward_from_table`].
     pub fn projection_table(&self, w: &GruWeights, embedding: &[f32]) -> Vec<f32> {
-        table::projection_table(*self, w, embedding)
+        projection_table::projection_table(*self, w, embedding)
     }
 
     /// Evaluation forward from token ids `[B, T]` through a
@@ -287,7 +287,7 @@ impl Engine {
     /// [`Engine::forward`] on the embedded ids without masks. Returns `h_T
     /// [B, H]`.
     pub fn forward_from_table(&self, w: &GruWeights, table: &[f32], ids: TokenIds<'_>) -> Vec<f32> {
-        table::forward_from_table(*self, w, table, ids)
+        projection_table::forward_from_table(*self, w, table, ids)
     }
 
     /// `n` items in contiguous near-equal ranges, one per thread, at most

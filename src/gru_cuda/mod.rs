@@ -50,7 +50,7 @@
 //! chains), so a run is deterministic but not bit-equal to the CPU kernel
 //! or to cuBLAS: they agree to ~1e-6 relative.
 //!
-//! # The rest of a step (`step.cu`, `step.rs`)
+//! # The rest of a step (`step.cu`, `step_kernels.rs`)
 //! Keras's Adam for all parameters in one launch; the binary head's loss,
 //! running totals and gradients in one launch instead of ~25 libtorch ops
 //! and autograd; the embedding gradient in two launches instead of
@@ -59,7 +59,7 @@
 mod driver;
 mod loaded;
 mod nvrtc;
-mod step;
+mod step_kernels;
 
 use std::ffi::c_void;
 
@@ -69,7 +69,7 @@ use tch::{Device, Kind, Tensor};
 pub use driver::Gpu;
 use driver::{Geometry, Kernel};
 use loaded::LoadedOnce;
-pub use step::{AdamConstants, AdamTensors, BinaryHead, HeadGradients, StepKernels};
+pub use step_kernels::{AdamConstants, AdamTensors, BinaryHead, HeadGradients, StepKernels};
 
 const GRU_SOURCE: &str = include_str!("gru.cu");
 

@@ -68,7 +68,7 @@ fn the_largest_layer_compiles_without_spilling_and_a_larger_one_is_refused() {
 fn the_step_kernels_compile_for_each_architecture_without_spilling() {
     for arch in ARCHITECTURES {
         let options = ["--ptxas-options=-v".to_owned()];
-        let compiled = nvrtc::compile(step::SOURCE, "step.cu", arch, &options).unwrap();
+        let compiled = nvrtc::compile(step_kernels::SOURCE, "step.cu", arch, &options).unwrap();
         assert!(!compiled.cubin.is_empty());
         let report = register_report(&compiled.log);
         // Adam, the binary head, the embedding scatter and gather.

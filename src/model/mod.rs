@@ -8,12 +8,12 @@
 //! implementations of one function (`op_by_op.rs`, `fused.rs`,
 //! `cpu_kernel.rs`, `cuda_kernel.rs`); the [`GruPlan`] of the model's
 //! placement says which runs in training and which in evaluation. Our
-//! kernels are opaque to autograd: `backward.rs` takes the gradient through
+//! kernels are opaque to autograd: `backprop.rs` takes the gradient through
 //! them, and `embedding_gradient.rs` on to the embedding rows (on a GPU;
 //! on the CPU the optimiser sums the rows, `gradient.rs`). A training step
 //! is one call, [`SentimentModel::train_step`] (`step.rs`), with the
 //! model's loss (`loss.rs`).
-mod backward;
+mod backprop;
 pub mod config;
 mod cpu_kernel;
 mod cuda_kernel;
@@ -35,7 +35,7 @@ use tch::{Device, Tensor};
 
 use crate::device::{GruImpl, GruPlan};
 use crate::profile::{self, Phase};
-pub use backward::{KernelBackward, RunningSums};
+pub use backprop::{KernelBackward, RunningSums};
 pub use config::ModelConfig;
 use cpu_kernel::{CpuKernel, KernelTape};
 use cuda_kernel::{CudaKernel, CudaTape};

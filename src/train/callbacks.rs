@@ -4,7 +4,7 @@
 //! state is plain data, saved in every checkpoint.
 
 use super::config::{CallbackConfig, Monitor};
-use crate::run_folder::{BestEpoch, CallbackState, EpochRecord};
+use crate::run_dir::{BestEpoch, CallbackState, EpochRecord};
 
 /// What the callbacks decided after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::config::at_least_one;
 use crate::optim::AdamConfig;
-use crate::run_folder::EpochRecord;
+use crate::run_dir::EpochRecord;
 
 /// How to fit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

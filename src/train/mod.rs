@@ -9,7 +9,7 @@ mod callbacks;
 mod config;
 pub mod interrupt;
 mod next_batch;
-mod steps;
+mod step_history;
 
 use std::time::Instant;
 
@@ -21,12 +21,12 @@ use crate::model::{RunningSums, SentimentModel, StepTotals, TrainBatch};
 use crate::optim::Adam;
 use crate::profile::{self, Phase};
 use crate::progress::{EpochProgress, Verbosity};
-use crate::run_folder::{EpochRecord, FitState, RunningTotals};
+use crate::run_dir::{EpochRecord, FitState, RunningTotals};
 pub use callbacks::EpochDecision;
 pub use config::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
 use next_batch::NextBatch;
-pub use steps::StepInterval;
-use steps::{check_loss, PendingSteps};
+pub use step_history::StepInterval;
+use step_history::{check_loss, PendingSteps};
 
 /// Why a fit returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! `gru-imdb train`: plan (data, classes, placement) -> model -> fit ->
 //! test, leaving a run folder that a killed or interrupted run can be
 //! resumed from.
-mod memory;
+mod memory_estimate;
 mod plan;
 mod training_data;
 
@@ -15,12 +15,12 @@ use crate::model::SentimentModel;
 use crate::optim::Adam;
 use crate::profile;
 use crate::progress::Verbosity;
-use crate::results::live::write_run_plot;
-use crate::results::summary::model_summary;
+use crate::reports::live::write_run_plot;
+use crate::reports::model_summary::model_summary;
 use crate::run_config::RunConfig;
-use crate::run_folder::{
-    load_weights, read_optimizer, BestWeights, Checkpoint, FitState, RunFiles, RunFolder,
-    RunInputs, RunResults, RunStatus, TestResult, WeightsChoice,
+use crate::run_dir::{
+    load_weights, read_optimizer, BestWeights, Checkpoint, FitState, RunDir, RunFiles, RunInputs,
+    RunResults, RunStatus, TestResult, WeightsChoice,
 };
 use crate::settings::TrainSettings;
 use crate::train::{interrupt, Fit, FitData, FitEnd, SavePoint};
@@ -40,7 +40,7 @@ pub enum TrainOutcome {
 struct Session<'a> {
     settings: &'a TrainSettings,
     plan: &'a TrainPlan,
-    folder: RunFolder,
+    folder: RunDir,
     vs: nn::VarStore,
     model: SentimentModel,
     optimizer: Adam,
@@ -120,11 +120,11 @@ impl<'a> Session<'a> {
         let keep_best = settings.train.callbacks.keeps_best();
         let folder = match &settings.outputs.resume {
             Some(dir) => {
-                let folder = RunFolder::resume(dir, settings.outputs.history.clone(), keep_best)?;
+                let folder = RunDir::resume(dir, settings.outputs.history.clone(), keep_best)?;
                 data.check_resumed(&RunConfig::load(&folder)?)?;
                 folder
             }
-            None => RunFolder::create(
+            None => RunDir::create(
                 &settings.outputs,
                 keep_best,
                 &RunFiles {

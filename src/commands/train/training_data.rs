@@ -2,7 +2,7 @@
 //! classes; and the part of it that validates.
 use anyhow::{bail, ensure, Result};
 
-use super::memory::check_memory;
+use super::memory_estimate::check_memory;
 use crate::data::memory::IMDB_REVIEWS;
 use crate::data::texts::{self, TextsConfig};
 use crate::data::{self, Dataset, Split};

@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cache::{self, CacheKey};
-use super::lock::DataDirLock;
+use super::dir_lock::DataDirLock;
 use super::prepare::{prepare_texts, Prepared, RawText, Shape, TextSink};
-use super::report::{self, Origin};
+use super::printout::{self, Origin};
 use super::{export_npy, DataConfig, Dataset, Split};
 use crate::atomic::{write_json, JsonLayout};
 use labels::{Classes, LabelSet};
@@ -179,9 +179,9 @@ pub fn run_texts_data_command(cfg: &TextsConfig, export: Option<&Path>) -> Resul
     let elapsed = started.elapsed();
     let ds = &loaded.prepared.dataset;
     let mut out = std::io::stdout().lock();
-    report::print_report(
+    printout::print_report(
         &mut out,
-        &report::Arrays {
+        &printout::Arrays {
             dataset: ds,
             stats: &loaded.prepared.stats,
             class_names: &loaded.meta.classes,
@@ -226,7 +226,7 @@ pub fn class_balance(split: &Split, class_names: &[String]) -> String {
     let n = split.len().max(1) as f64;
     class_names
         .iter()
-        .zip(report::class_counts(split, class_names.len()))
+        .zip(printout::class_counts(split, class_names.len()))
         .map(|(name, c)| format!("{name} {c} ({:.1}%)", 100.0 * c as f64 / n))
         .collect::<Vec<_>>()
         .join(", ")

@@ -1,7 +1,7 @@
 //! A trained model's predictions on the test reviews, kept with what the
 //! report needs beside them: labels, lengths and the texts.
 use crate::data::LabeledText;
-use crate::inference::TrainedModel;
+use crate::trained::TrainedModel;
 
 /// Reviews per inference batch: large enough to be fast, small enough that
 /// the embedded batch stays well under a gigabyte.

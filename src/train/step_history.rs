@@ -4,7 +4,7 @@
 //! of an epoch is always recorded, where the running figures equal the
 //! epoch's row in the history. The points are part of [`super::FitState`],
 //! so a resumed run keeps the ones recorded before it stopped.
-use crate::run_folder::StepRecord;
+use crate::run_dir::StepRecord;
 use anyhow::{bail, Result};
 
 use crate::evaluation::{Totals, TotalsSnapshot};
@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn pending_steps_are_read_in_order_and_a_loss_gone_bad_is_named_by_its_step() {
-        use crate::run_folder::RunningTotals;
+        use crate::run_dir::RunningTotals;
         let device = tch::Device::Cpu;
         let mut pending = PendingSteps::new(StepInterval::Every(2), 0, 5);
         let sums = |loss_sum: f64, samples| RunningTotals {

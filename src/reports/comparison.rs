@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::run_folder::EpochRecord;
+use crate::run_dir::EpochRecord;
 
 use super::run_record::RunRecord;
 

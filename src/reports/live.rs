@@ -6,10 +6,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::run_folder::HISTORY_PLOT_FILE;
-use crate::run_folder::{EpochRecord, StepRecord};
+use crate::run_dir::HISTORY_PLOT_FILE;
+use crate::run_dir::{EpochRecord, StepRecord};
 
-use super::plot::{write_history_plot, PlotRun};
+use super::curves::{write_history_plot, PlotRun};
 
 /// Redraws `run_dir/history.svg`; before the first finished epoch there is
 /// nothing to draw, and nothing is written.

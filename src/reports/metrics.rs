@@ -92,10 +92,6 @@ impl<'a> Predictions<'a> {
         self.labels.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
     /// Whether example `i` is classified correctly at `threshold`.
     pub fn is_correct(&self, i: usize, threshold: Threshold) -> bool {
         threshold.says_positive(self.probabilities[i]) == (self.labels[i] == 1)

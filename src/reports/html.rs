@@ -8,14 +8,14 @@ use std::fmt::Write;
 use anyhow::Result;
 
 use super::charts::{bucket_name, calibration_svg, length_svg};
-use super::compare::flat_settings;
+use super::comparison::flat_settings;
+use super::curves::{history_svg, PlotRun};
 use super::metrics::{
     accuracy_by_length, calibration, most_confidently_wrong, BinaryMetrics, Predictions, Threshold,
     LOG_LOSS_EPSILON,
 };
-use super::plot::{history_svg, PlotRun};
+use super::model_summary::{layers, thousands, total_parameters};
 use super::run_record::RunRecord;
-use super::summary::{layers, thousands, total_parameters};
 use super::test_predictions::TestPredictions;
 use crate::model::ModelConfig;
 
@@ -362,7 +362,7 @@ fn wrong_section(input: &ReportInput, predictions: &Predictions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_folder::EpochRecord;
+    use crate::run_dir::EpochRecord;
 
     fn run_record() -> RunRecord {
         let config_json = serde_json::json!({

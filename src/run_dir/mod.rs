@@ -48,7 +48,7 @@ use crate::atomic::{is_temp_name_of, sync_parent, write_json, JsonLayout};
 use crate::data::texts::{load_class_names, save_class_names};
 use crate::data::{sha256_file, Vocabulary};
 use crate::disk;
-use crate::lock::FileLock;
+use crate::file_lock::FileLock;
 pub use checkpoint::{
     read_optimizer, BestWeights, Checkpoint, CheckpointInfo, Checkpoints, Current,
 };
@@ -68,7 +68,7 @@ pub const LABELS_FILE: &str = "labels.json";
 pub const WEIGHTS_FILE: &str = checkpoint::WEIGHTS;
 pub const BEST_WEIGHTS_FILE: &str = checkpoint::BEST_WEIGHTS;
 pub const RESULTS_FILE: &str = "results.json";
-/// The learning curves, redrawn after every checkpoint (`results::live`).
+/// The learning curves, redrawn after every checkpoint (`reports::live`).
 pub const HISTORY_PLOT_FILE: &str = "history.svg";
 const LOCK_FILE: &str = ".lock";
 /// The files a run writes atomically into its folder (whose temporary
@@ -118,7 +118,7 @@ impl WeightsChoice {
 /// A run folder: a new run's (claimed and locked), a resumed one's (locked)
 /// or a finished one's to read.
 #[derive(Debug)]
-pub struct RunFolder {
+pub struct RunDir {
     dir: PathBuf,
     /// `--history` outside the folder, if given.
     history_file: Option<PathBuf>,
@@ -135,7 +135,7 @@ pub struct RunFiles<'a, Config: serde::Serialize> {
     pub labels: Option<&'a [String]>,
 }
 
-impl RunFolder {
+impl RunDir {
     /// Claims the folder of a new run (`runs/<start time>` unless given)
     /// and writes `files` into it. Refused, with nothing written: a folder
     /// that holds a run or something else, one in use, a history file that
@@ -146,7 +146,7 @@ impl RunFolder {
         outputs: &RunOutputs,
         keep_best: bool,
         files: &RunFiles<impl serde::Serialize>,
-    ) -> Result<RunFolder> {
+    ) -> Result<RunDir> {
         let history_file = outputs.history.clone();
         if let Some(path) = &history_file {
             if path.exists() || path.is_symlink() {
@@ -160,7 +160,7 @@ impl RunFolder {
             Some(dir) => claim_given(dir)?,
             None => claim_default()?,
         };
-        let folder = RunFolder {
+        let folder = RunDir {
             checkpoints: Checkpoints::new(&claim.dir),
             dir: claim.dir.clone(),
             history_file,
@@ -179,15 +179,15 @@ impl RunFolder {
     /// Claims an earlier run's folder to go on training into it: locks it,
     /// checks its current checkpoint and removes what a killed process left
     /// half-written.
-    pub fn resume(dir: &Path, history_file: Option<PathBuf>, keep_best: bool) -> Result<RunFolder> {
-        RunFolder::open_to_resume(dir)?;
+    pub fn resume(dir: &Path, history_file: Option<PathBuf>, keep_best: bool) -> Result<RunDir> {
+        RunDir::open_to_resume(dir)?;
         let lock = FileLock::try_acquire(&dir.join(LOCK_FILE))?.with_context(|| {
             format!(
                 "--resume {}: another run is using this folder",
                 dir.display()
             )
         })?;
-        let folder = RunFolder {
+        let folder = RunDir {
             checkpoints: Checkpoints::new(dir),
             dir: dir.to_path_buf(),
             history_file,
@@ -216,8 +216,8 @@ impl RunFolder {
     /// An earlier run's folder to go on training, refused if it holds no
     /// run or one that never finished an epoch (whose `config.json` may
     /// not even be whole).
-    pub fn open_to_resume(dir: &Path) -> Result<RunFolder> {
-        let folder = RunFolder::open(dir);
+    pub fn open_to_resume(dir: &Path) -> Result<RunDir> {
+        let folder = RunDir::open(dir);
         let marked = dir.join(MARKER_FILE).exists();
         // Only whether there is one: training checks it when it loads it.
         let started = folder.checkpoints.exist()?;
@@ -228,21 +228,21 @@ impl RunFolder {
                 dir.display()
             );
         }
-        RunFolder::open_run(dir)
+        RunDir::open_run(dir)
             .with_context(|| format!("--resume {}: nothing to resume", dir.display()))
     }
 
     /// An earlier run's folder, refused if it holds no run.
-    pub fn open_run(dir: &Path) -> Result<RunFolder> {
+    pub fn open_run(dir: &Path) -> Result<RunDir> {
         if !dir.join(CONFIG_FILE).exists() {
             bail!("{}: no run there (no {CONFIG_FILE})", dir.display());
         }
-        Ok(RunFolder::open(dir))
+        Ok(RunDir::open(dir))
     }
 
     /// A run's folder, to read from (no lock: readers do not write).
-    pub fn open(dir: &Path) -> RunFolder {
-        RunFolder {
+    pub fn open(dir: &Path) -> RunDir {
+        RunDir {
             checkpoints: Checkpoints::new(dir),
             dir: dir.to_path_buf(),
             history_file: None,

@@ -10,8 +10,8 @@ use crate::commands::compare::CompareSettings;
 use crate::commands::plot::PlotSettings;
 use crate::commands::report::ReportSettings;
 use crate::commands::summary::SummarySettings;
-use crate::device::InferenceDevice;
-use crate::results::OutputFormat;
+use crate::device::DeviceAndThreads;
+use crate::reports::OutputFormat;
 use crate::settings::{check_sha256, EvaluateData};
 
 #[derive(Args, Debug)]
@@ -114,7 +114,7 @@ impl TryFrom<&ReportFlags> for ReportSettings {
             },
             weights: flags.weights.weights,
             // The report predicts on the CPU, as predict does.
-            device: InferenceDevice::cpu(threads),
+            device: DeviceAndThreads::cpu(threads),
         })
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::lock::{lock, try_lock};
+use crate::file_lock::{lock, try_lock};
 
 const LOCK_NAME: &str = ".lock";
 

@@ -4,10 +4,10 @@ use anyhow::{bail, Result};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::{self, Vocabulary};
-use crate::device::InferenceDevice;
+use crate::device::DeviceAndThreads;
 use crate::model::SentimentModel;
 use crate::run_config::RunConfig;
-use crate::run_folder::{RunFolder, WeightsChoice, LABELS_FILE};
+use crate::run_dir::{RunDir, WeightsChoice, LABELS_FILE};
 
 pub struct TrainedModel {
     pub model: SentimentModel,
@@ -23,9 +23,9 @@ pub struct TrainedModel {
 impl TrainedModel {
     /// The model of `folder` with the `which` weights, on `device`.
     pub fn load(
-        folder: &RunFolder,
+        folder: &RunDir,
         which: WeightsChoice,
-        device: &InferenceDevice,
+        device: &DeviceAndThreads,
     ) -> Result<TrainedModel> {
         let config = RunConfig::load(folder)?;
         let placement = device.placement(config.model.units)?;

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle, RGBColor};
 
 use crate::atomic::write_atomically;
-use crate::run_folder::{EpochRecord, StepRecord};
+use crate::run_dir::{EpochRecord, StepRecord};
 
 /// The font family every text of a figure uses.
 const FONT: &str = "sans-serif";

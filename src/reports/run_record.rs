@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 
 use crate::run_config::RunConfig;
-use crate::run_folder::{EpochRecord, StepRecord};
-use crate::run_folder::{RunFolder, HISTORY_FILE, STEPS_FILE};
+use crate::run_dir::{EpochRecord, StepRecord};
+use crate::run_dir::{RunDir, HISTORY_FILE, STEPS_FILE};
 
-use super::history::{read_epoch_history, read_step_history};
+use super::history_reader::{read_epoch_history, read_step_history};
 
 /// A run folder's config and histories.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ impl RunRecord {
     /// one without a finished epoch is refused too (nothing to show).
     pub fn load(dir: &Path) -> Result<RunRecord> {
         ensure!(dir.is_dir(), "{} is not a folder", dir.display());
-        let folder = RunFolder::open_run(dir)
+        let folder = RunDir::open_run(dir)
             .with_context(|| format!("{} is not a run folder", dir.display()))?;
         let config = RunConfig::load(&folder)?;
         // A run trained with --history keeps its history there.

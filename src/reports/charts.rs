@@ -4,8 +4,8 @@ use anyhow::Result;
 use plotters::prelude::*;
 use plotters::style::RGBColor;
 
+use super::curves::{drawing_error, font, palette, use_embedded_font};
 use super::metrics::{CalibrationBin, LengthBucket};
-use super::plot::{drawing_error, font, palette, use_embedded_font};
 
 const CALIBRATION_SIZE: (u32, u32) = (520, 460);
 const LENGTH_SIZE: (u32, u32) = (640, 460);

@@ -7,14 +7,14 @@
 //! Entry points take plain data (history rows, configs, probabilities and
 //! labels, texts); the commands above call them.
 pub mod charts;
-pub mod compare;
-pub mod history;
+pub mod comparison;
+pub mod curves;
+pub mod history_reader;
+pub mod html;
 pub mod live;
 pub mod metrics;
-pub mod plot;
-pub mod report;
+pub mod model_summary;
 pub mod run_record;
-pub mod summary;
 pub mod test_predictions;
 
 use std::path::Path;
@@ -42,7 +42,7 @@ impl OutputFormat {
 /// Refuses an output whose folder is missing, naming the file, before any
 /// work is done.
 pub fn check_output_folder(path: &Path) -> Result<()> {
-    crate::run_folder::refuse_run_file(path, "--output")?;
+    crate::run_dir::refuse_run_file(path, "--output")?;
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(folder) = folder {
         ensure!(

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::run_folder::{EpochRecord, StepRecord};
-use crate::run_folder::{HISTORY_HEADER, STEPS_HEADER};
+use crate::run_dir::{EpochRecord, StepRecord};
+use crate::run_dir::{HISTORY_HEADER, STEPS_HEADER};
 
 /// The numeric rows of a CSV file whose header must be `columns`.
 fn numeric_rows(path: &Path, columns: &[&str]) -> Result<Vec<Vec<f64>>> {
@@ -105,7 +105,7 @@ pub fn read_step_history(path: &Path) -> Result<Vec<StepRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_folder::{write_history_file, write_steps};
+    use crate::run_dir::{write_history_file, write_steps};
 
     fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let path = dir.join(name);
