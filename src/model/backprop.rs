@@ -207,7 +207,9 @@ fn through_kernel(
             model
                 .embedding_gradient
                 .borrow_mut()
-                .get_or_insert_with(|| EmbeddingGradient::new(&model.embeddings))
+                .get_or_insert_with(|| {
+                    EmbeddingGradient::new(&model.embeddings, model.cuda_kernel().step)
+                })
                 .compute(&pass.ids, &grads.d_inputs)
         }))
     };

@@ -2,7 +2,7 @@
 //! not see): each position's input gradient summed into its token's row,
 //! the other rows zero, in buffers kept between steps. The CPU kernel's
 //! path leaves the sums to the optimiser (`Gradient::ByPosition`).
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::gru_cuda::StepKernels;
 
@@ -14,14 +14,10 @@ pub(super) struct EmbeddingGradient {
 }
 
 impl EmbeddingGradient {
-    /// The buffers for `embeddings [N, D]`, on its GPU.
-    pub fn new(embeddings: &Tensor) -> EmbeddingGradient {
-        let Device::Cuda(ordinal) = embeddings.device() else {
-            unreachable!("the CUDA kernel's path keeps its embeddings on a GPU");
-        };
+    /// The buffers for `embeddings [N, D]`, on the GPU of `kernels`.
+    pub fn new(embeddings: &Tensor, kernels: &'static StepKernels) -> EmbeddingGradient {
         EmbeddingGradient {
-            kernels: StepKernels::get(ordinal)
-                .expect("the step kernels load where the GRU kernels did"),
+            kernels,
             sums: embeddings.zeros_like().to_kind(Kind::Int64),
         }
     }
