@@ -25,6 +25,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use gru_imdb::data::texts::{load_texts, EmptyTexts, TableOptions, TextFiles, TextsConfig};
+use gru_imdb::data::{Tokenizer, TokenizerChoice};
 
 /// Words of each of the three classes, and words of all of them.
 const CLASS_WORDS: [[&str; 8]; 3] = [
@@ -103,6 +104,7 @@ fn main() {
             test_file: None,
             table: TableOptions::default(),
             empty_texts: EmptyTexts::Warn,
+            tokenizer: TokenizerChoice::Given(Tokenizer::Imdb),
         },
         max_features: 10_000,
         maxlen: 100,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use anyhow::{Context, Result};
 
 use crate::data::texts::TextFiles;
-use crate::data::DEFAULT_DATA_DIR;
+use crate::data::{Tokenizer, DEFAULT_DATA_DIR};
 use crate::model::ModelConfig;
 use crate::run_dir::{RunDir, CONFIG_FILE};
 use crate::train::TrainConfig;
@@ -50,9 +50,19 @@ fn default_data_dir() -> PathBuf {
 pub struct TextsSource {
     pub files: TextFiles,
     pub sha256: String,
+    /// The rule the texts were cut by: the one given, or `auto`'s choice
+    /// (absent from runs from before there was a choice: `imdb`).
+    #[serde(default)]
+    pub tokenizer: Tokenizer,
 }
 
 impl RunConfig {
+    /// The rule that cuts texts into this run's tokens: IMDB runs' is always
+    /// `imdb`; a run on a user's texts records its own.
+    pub fn tokenizer(&self) -> Tokenizer {
+        self.texts.as_ref().map_or(Tokenizer::Imdb, |t| t.tokenizer)
+    }
+
     /// The config of the run in `folder`, with its model checked as the
     /// flags would be.
     pub fn load(folder: &RunDir) -> Result<RunConfig> {

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::data::{self, Vocabulary};
+use crate::data::{self, Tokenizer, Vocabulary};
 use crate::device::DeviceAndThreads;
 use crate::model::SentimentModel;
 use crate::run_config::RunConfig;
@@ -63,11 +63,19 @@ impl TrainedModel {
         })
     }
 
+    /// The rule that cuts texts into this run's tokens.
+    pub fn tokenizer(&self) -> Tokenizer {
+        self.config.tokenizer()
+    }
+
     /// Review texts -> padded id rows `[n, maxlen]`, as in training.
     pub fn encode(&self, texts: &[String]) -> Tensor {
         let encoded: Vec<Vec<i32>> = texts
             .iter()
-            .map(|t| self.vocab.encode(t, self.config.model.max_features))
+            .map(|t| {
+                self.vocab
+                    .encode(self.tokenizer(), t, self.config.model.max_features)
+            })
             .collect();
         let padded = data::pad_sequences(&encoded, self.config.maxlen);
         Tensor::from_slice(&padded)

@@ -10,7 +10,7 @@ use common::{
     names_in, read_npy_i32, run_cli, sha256_hex, synthetic_reviews, write_imdb_archive,
     write_raw_archive, write_synthetic_imdb_archive, RawEntry,
 };
-use gru_imdb::data::{load_dataset, pad_sequences, DataConfig, Dataset, Vocabulary};
+use gru_imdb::data::{load_dataset, pad_sequences, DataConfig, Dataset, Tokenizer, Vocabulary};
 
 const MAXLEN: usize = 20;
 const NUM_WORDS: usize = 30;
@@ -51,12 +51,15 @@ fn expected_dataset(n: usize) -> (Vocabulary, Vec<i32>, Vec<u8>, Vec<i32>, Vec<u
             )
         })
         .collect();
-    let vocab = Vocabulary::build(texts.iter().filter(|t| t.1).map(|t| t.0.as_str()));
+    let vocab = Vocabulary::build(
+        Tokenizer::Imdb,
+        texts.iter().filter(|t| t.1).map(|t| t.0.as_str()),
+    );
     let encode = |train: bool| {
         let seqs: Vec<Vec<i32>> = texts
             .iter()
             .filter(|t| t.1 == train)
-            .map(|t| vocab.encode(&t.0, NUM_WORDS))
+            .map(|t| vocab.encode(Tokenizer::Imdb, &t.0, NUM_WORDS))
             .collect();
         let y = texts.iter().filter(|t| t.1 == train).map(|t| t.2).collect();
         (pad_sequences(&seqs, MAXLEN), y)
@@ -235,7 +238,10 @@ fn reviews_are_ordered_by_numeric_id_and_non_utf8_is_decoded_lossily() {
         "good \u{FFFD}\u{FFFD} film",
         "great great fun",
     ];
-    let seqs: Vec<Vec<i32>> = train.iter().map(|t| v.encode(t, NUM_WORDS)).collect();
+    let seqs: Vec<Vec<i32>> = train
+        .iter()
+        .map(|t| v.encode(Tokenizer::Imdb, t, NUM_WORDS))
+        .collect();
     assert_eq!(ds.train.x, pad_sequences(&seqs, MAXLEN));
     assert_eq!(ds.train.y, [0, 0, 0, 1, 1]);
     assert_eq!(

@@ -11,7 +11,7 @@ use gru_imdb::data::texts::{
     load_texts, Column, EmptyTexts, Header, TableOptions, TextFiles, TextsConfig, TextsDataset,
     MAX_CLASSES,
 };
-use gru_imdb::data::{pad_sequences, Vocabulary};
+use gru_imdb::data::{pad_sequences, Tokenizer, TokenizerChoice, Vocabulary};
 
 /// Texts and labels used in several formats.
 const ROWS: [(&str, &str); 6] = [
@@ -31,6 +31,7 @@ fn config(dir: &Path, train: &Path, test: Option<&Path>) -> TextsConfig {
             test_file: test.map(Path::to_path_buf),
             table: TableOptions::default(),
             empty_texts: EmptyTexts::Warn,
+            tokenizer: TokenizerChoice::Auto,
         },
         max_features: 20,
         maxlen: 6,
@@ -55,8 +56,11 @@ fn csv_of(rows: &[(&str, &str)]) -> String {
 /// What the IMDB rules make of `ROWS`: vocabulary from the training texts,
 /// `[1, ids...]`, pre-padded and pre-truncated.
 fn expected_x(train: &[&str], texts: &[&str], num_words: usize, maxlen: usize) -> Vec<i32> {
-    let vocab = Vocabulary::build(train.iter().copied());
-    let seqs: Vec<Vec<i32>> = texts.iter().map(|t| vocab.encode(t, num_words)).collect();
+    let vocab = Vocabulary::build(Tokenizer::Imdb, train.iter().copied());
+    let seqs: Vec<Vec<i32>> = texts
+        .iter()
+        .map(|t| vocab.encode(Tokenizer::Imdb, t, num_words))
+        .collect();
     pad_sequences(&seqs, maxlen)
 }
 
@@ -102,7 +106,10 @@ fn csv_tsv_jsonl_and_class_folders_give_the_arrays_of_the_imdb_rules() {
         assert_eq!(got.dataset.train.x, want, "{file:?}");
         assert_eq!(got.dataset.train.y, [2, 0, 2, 0, 2, 1], "{file:?}");
         assert_eq!(got.dataset.test, got.dataset.train, "{file:?}");
-        assert_eq!(got.dataset.vocab, Vocabulary::build(texts.iter().copied()));
+        assert_eq!(
+            got.dataset.vocab,
+            Vocabulary::build(Tokenizer::Imdb, texts.iter().copied())
+        );
     }
     let got = load(&config(dir, &folders, None));
     let grouped_texts: Vec<&str> = grouped.iter().map(|(_, r)| r.0).collect();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gru_imdb::data::texts::{load_texts, EmptyTexts, TableOptions, TextFiles, TextsConfig};
-use gru_imdb::data::{load_dataset, DataConfig};
+use gru_imdb::data::{load_dataset, DataConfig, TokenizerChoice};
 
 fn real_archive() -> Option<(PathBuf, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
@@ -64,6 +64,7 @@ fn the_real_reviews_as_csv_give_the_archive_arrays_bit_for_bit() {
             test_file: Some(csv_dir.join("test.csv")),
             table: TableOptions::default(),
             empty_texts: EmptyTexts::Refuse,
+            tokenizer: TokenizerChoice::Auto,
         },
         max_features: 10_000,
         maxlen: 100,

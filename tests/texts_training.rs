@@ -9,8 +9,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::run_cli;
 use common::runs::read_history;
+use common::{run_cli, Lcg};
 use gru_imdb::device::{DeviceAndThreads, GruImpl, GruPlan};
 use gru_imdb::model::ModelConfig;
 use gru_imdb::model::SentimentModel;
@@ -27,13 +27,8 @@ fn three_topic_csv(path: &Path, rows: usize, seed: u64) {
         ("food", ["pizza", "bread", "soup", "spice", "cake"]),
     ];
     const FILLER: [&str; 8] = ["the", "a", "today", "really", "new", "big", "again", "with"];
-    let mut state = seed;
-    let mut next = |n: usize| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) % n as u64) as usize
-    };
+    let mut rng = Lcg::seeded(seed);
+    let mut next = |n: usize| rng.below(n);
     let mut csv = String::from("label,text\n");
     for _ in 0..rows {
         let (topic, words) = TOPICS[next(3)];

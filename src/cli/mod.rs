@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::texts::{self, Column, EmptyTexts, Header, TableOptions, TextFiles};
+use crate::data::TokenizerChoice;
 use crate::data::{DataConfig, CANONICAL_URL};
 use crate::device::{
     available_threads, DeviceAndThreads, DeviceChoice, GruChoice, PlacementChoice,
@@ -114,6 +115,19 @@ pub struct TextFileFlags {
     /// An empty text is an error instead of a counted warning.
     #[arg(long, requires = "train_file")]
     pub refuse_empty_texts: bool,
+    /// How texts are cut into tokens: imdb (split at anything but letters,
+    /// digits and '), unicode (Unicode words, each CJK character alone),
+    /// chars (every character), jieba (Chinese words), or auto: unicode
+    /// when many letters are of scripts written without spaces (Chinese,
+    /// Japanese, Thai...), else imdb. Recorded in the run and used by every
+    /// command that reads it.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "auto",
+        requires = "train_file"
+    )]
+    pub tokenizer: TokenizerChoice,
 }
 
 impl TextFileFlags {
@@ -135,6 +149,7 @@ impl TextFileFlags {
                 true => EmptyTexts::Refuse,
                 false => EmptyTexts::Warn,
             },
+            tokenizer: self.tokenizer,
         })
     }
 }

@@ -133,6 +133,11 @@ impl TextFileFlags {
             &saved.is_some_and(|files| files.empty_texts == EmptyTexts::Refuse),
             &self.refuse_empty_texts,
         );
+        r.fixed(
+            "tokenizer",
+            &saved.map(|files| files.tokenizer),
+            &Some(self.tokenizer),
+        );
     }
 }
 

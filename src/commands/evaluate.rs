@@ -127,9 +127,9 @@ fn test_split(
             let encoded: Vec<Vec<i32>> = reviews
                 .iter()
                 .map(|r| {
-                    trained
-                        .vocab
-                        .encode(&r.text, trained.config.model.max_features)
+                    let tokenizer = trained.tokenizer();
+                    let num_words = trained.config.model.max_features;
+                    trained.vocab.encode(tokenizer, &r.text, num_words)
                 })
                 .collect();
             Ok(Split {

@@ -1,9 +1,9 @@
 //! The contract of docs/keras-parity.md, section 1, rule by rule: tokenising,
 //! ranking, Keras ids, padding; plus the vocabulary file's format.
-use super::{pad_sequences, tokenize, Vocabulary};
+use super::{pad_sequences, Tokenizer, Vocabulary};
 
 fn toks(text: &str) -> Vec<String> {
-    tokenize(text)
+    Tokenizer::Imdb.tokenize(text)
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn tokenize_lowercases_unicode_and_keeps_unicode_alphanumerics() {
 
 #[test]
 fn vocabulary_ranks_by_count_then_code_points() {
-    let v = Vocabulary::build(["b a c", "A b z", "é z y"]);
+    let v = Vocabulary::build(Tokenizer::Imdb, ["b a c", "A b z", "é z y"]);
     // Counts: a 2, b 2, z 2, c 1, y 1, é 1; 'é' (U+E9) sorts after 'z'.
     assert_eq!(v.tokens(), ["a", "b", "z", "c", "y", "é"]);
     assert_eq!(v.len(), 6);
@@ -57,33 +57,39 @@ fn vocabulary_ranks_by_count_then_code_points() {
 
 #[test]
 fn vocabulary_counts_training_texts_only() {
-    let v = Vocabulary::build(["good good bad"]);
+    let v = Vocabulary::build(Tokenizer::Imdb, ["good good bad"]);
     assert_eq!(v.tokens(), ["good", "bad"]);
     // A token seen only outside the training texts is out of vocabulary.
-    assert_eq!(v.encode("good unseen bad", 10_000), [1, 4, 2, 5]);
+    assert_eq!(
+        v.encode(Tokenizer::Imdb, "good unseen bad", 10_000),
+        [1, 4, 2, 5]
+    );
 }
 
 #[test]
 fn encode_starts_with_1_and_maps_rank_r_to_r_plus_3() {
-    let v = Vocabulary::build(["the the the movie movie great"]);
-    assert_eq!(v.encode("great movie, the end", 10_000), [1, 6, 5, 4, 2]);
-    assert_eq!(v.encode("", 10_000), [1]);
+    let v = Vocabulary::build(Tokenizer::Imdb, ["the the the movie movie great"]);
+    assert_eq!(
+        v.encode(Tokenizer::Imdb, "great movie, the end", 10_000),
+        [1, 6, 5, 4, 2]
+    );
+    assert_eq!(v.encode(Tokenizer::Imdb, "", 10_000), [1]);
 }
 
 #[test]
 fn num_words_boundary_rank_9996_kept_rank_9997_oov() {
     // 10,000 tokens seen once each rank by code points: w0000 has rank 1.
     let text: String = (0..10_000).map(|i| format!("w{i:04} ")).collect();
-    let v = Vocabulary::build([text.as_str()]);
+    let v = Vocabulary::build(Tokenizer::Imdb, [text.as_str()]);
     assert_eq!(v.rank("w9995"), Some(9996));
     assert_eq!(
-        v.encode("w0000 w9995 w9996 w9999", 10_000),
+        v.encode(Tokenizer::Imdb, "w0000 w9995 w9996 w9999", 10_000),
         [1, 4, 9999, 2, 2]
     );
     assert_eq!(v.id("w9995", 10_000), 9999);
     assert_eq!(v.id("w9996", 10_000), 2);
     // A smaller num_words moves the boundary with it.
-    assert_eq!(v.encode("w0000 w0001", 5), [1, 4, 2]);
+    assert_eq!(v.encode(Tokenizer::Imdb, "w0000 w0001", 5), [1, 4, 2]);
 }
 
 #[test]
@@ -112,7 +118,7 @@ fn pad_sequences_is_row_major() {
 fn vocabulary_file_round_trips_one_token_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vocab.txt");
-    let v = Vocabulary::build(["b a c a don't école"]);
+    let v = Vocabulary::build(Tokenizer::Imdb, ["b a c a don't école"]);
     v.save(&path).unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),

@@ -13,7 +13,7 @@ mod prepare;
 mod printout;
 mod review_texts;
 pub mod texts;
-mod tokenize;
+pub mod tokenize;
 mod vocab;
 
 use std::io::Write;
@@ -27,9 +27,9 @@ pub(crate) use download::sha256_file;
 pub use download::CANONICAL_SIZE;
 pub use npy::write_npy_i32;
 pub use pad::{pad_sequences, PAD_ID};
+pub use printout::VocabularySummary;
 pub use review_texts::{read_texts, ArchiveTexts, LabeledText};
-#[cfg(test)]
-use tokenize::tokenize;
+pub use tokenize::{Tokenizer, TokenizerChoice};
 pub use vocab::{Vocabulary, INDEX_FROM, OOV_ID, START_ID};
 
 use cache::CacheKey;

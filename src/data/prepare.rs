@@ -15,7 +15,7 @@ use anyhow::{anyhow, Result};
 use super::archive::{self, RawReview};
 use super::pad::{pad_into, PAD_ID};
 use super::printout::Stats;
-use super::tokenize::for_each_token;
+use super::tokenize::Tokenizer;
 use super::vocab::{id_of_rank, Vocabulary, OOV_ID, START_ID};
 use super::{Dataset, Split};
 
@@ -31,8 +31,12 @@ const BATCH: usize = 256;
 /// The archive's reviews as arrays: within a split, `neg` before `pos`,
 /// each by numeric id then name.
 pub(crate) fn prepare(archive_path: &Path, num_words: usize, maxlen: usize) -> Result<Prepared> {
-    let shape = Shape { num_words, maxlen };
-    prepare_texts(shape, |sink| {
+    let encoding = Encoding {
+        tokenizer: Tokenizer::Imdb,
+        num_words,
+        maxlen,
+    };
+    prepare_texts(encoding, |sink| {
         archive::read_reviews(archive_path, |review: RawReview| {
             sink(RawText {
                 order: (review.folder, review.id, review.name),
@@ -46,9 +50,11 @@ pub(crate) fn prepare(archive_path: &Path, num_words: usize, maxlen: usize) -> R
     })
 }
 
-/// Keras `num_words` and `pad_sequences(maxlen)`.
+/// How texts become arrays: the rule that cuts them, Keras `num_words` and
+/// `pad_sequences(maxlen)`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Shape {
+pub(crate) struct Encoding {
+    pub tokenizer: Tokenizer,
     pub num_words: usize,
     pub maxlen: usize,
 }
@@ -69,13 +75,13 @@ pub(crate) type TextSink<'a, K> = dyn FnMut(RawText<K>) -> Result<()> + 'a;
 /// returns the class (the value in `y`) of each of its labels,
 /// `classes[label]`, which it knows only once it has seen every label.
 pub(crate) fn prepare_texts<K: Ord + Send>(
-    shape: Shape,
+    encoding: Encoding,
     read: impl FnOnce(&mut TextSink<'_, K>) -> Result<Vec<u8>>,
 ) -> Result<Prepared> {
     let workers = thread::available_parallelism().map_or(2, |n| n.get());
-    let (tokenisers, classes) = tokenise(workers, shape.maxlen, read)?;
+    let (tokenisers, classes) = tokenise(workers, encoding, read)?;
     let vocab = Vocabulary::from_counts(merged_training_counts(&tokenisers));
-    let prepared = encode_and_pad(&tokenisers, vocab, shape, &classes);
+    let prepared = encode_and_pad(&tokenisers, vocab, encoding, &classes);
     drop(tokenisers);
     release_freed_memory();
     Ok(prepared)
@@ -128,13 +134,13 @@ impl<K> Tokeniser<K> {
         }
     }
 
-    fn add(&mut self, raw: RawText<K>, maxlen: usize) {
+    fn add(&mut self, raw: RawText<K>, encoding: Encoding) {
         // Step 1 of the contract: invalid UTF-8 becomes U+FFFD, not an error.
         let text = String::from_utf8_lossy(&raw.text);
         let train = raw.train;
         let tokens = &mut self.tokens;
         tokens.clear();
-        for_each_token(&text, |t| {
+        encoding.tokenizer.for_each_token(&text, |t| {
             let local = match self.table.get(t) {
                 Some(&local) => local,
                 None => {
@@ -150,7 +156,7 @@ impl<K> Tokeniser<K> {
             tokens.push(local);
         });
         let len = tokens.len();
-        let tail = tokens[len.saturating_sub(maxlen)..].to_vec();
+        let tail = tokens[len.saturating_sub(encoding.maxlen)..].to_vec();
         self.texts.push(Tokenised {
             order: raw.order,
             train,
@@ -165,7 +171,7 @@ impl<K> Tokeniser<K> {
 /// threads tokenise the texts it hands them.
 fn tokenise<K: Send, R>(
     workers: usize,
-    maxlen: usize,
+    encoding: Encoding,
     read: impl FnOnce(&mut TextSink<'_, K>) -> Result<R>,
 ) -> Result<(Vec<Tokeniser<K>>, R)> {
     let (tx, rx) = mpsc::sync_channel::<Vec<RawText<K>>>(2 * workers);
@@ -181,7 +187,7 @@ fn tokenise<K: Send, R>(
                         let batch = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                         let Ok(batch) = batch else { break };
                         for text in batch {
-                            tokeniser.add(text, maxlen);
+                            tokeniser.add(text, encoding);
                         }
                     }
                     tokeniser
@@ -234,10 +240,12 @@ fn merged_training_counts<K>(tokenisers: &[Tokeniser<K>]) -> HashMap<String, u64
 fn encode_and_pad<K: Ord>(
     tokenisers: &[Tokeniser<K>],
     vocab: Vocabulary,
-    shape: Shape,
+    encoding: Encoding,
     classes: &[u8],
 ) -> Prepared {
-    let Shape { num_words, maxlen } = shape;
+    let Encoding {
+        num_words, maxlen, ..
+    } = encoding;
     // Keras id of every table entry of every tokeniser.
     let ids: Vec<Vec<i32>> = tokenisers
         .iter()

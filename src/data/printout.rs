@@ -4,6 +4,8 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use super::prepare::Prepared;
+use super::vocab::INDEX_FROM;
 use super::{Dataset, Split};
 
 /// Figures about the preparation that the arrays alone no longer show
@@ -101,6 +103,86 @@ pub(crate) fn class_counts(split: &Split, classes: usize) -> Vec<usize> {
         counts[usize::from(y)] += 1;
     }
     counts
+}
+
+/// Below this share of training tokens in the vocabulary, the vocabulary
+/// is too coarse or too small to learn from: most of each text is OOV.
+const LOW_COVERAGE: f64 = 0.80;
+/// Above this share of training texts cut by `--maxlen`, most texts lose
+/// their beginnings.
+const MOST_CUT: f64 = 0.50;
+
+/// What a person needs to judge the vocabulary of a user's texts: printed
+/// once it is built (or read from the cache), with a warning naming the
+/// flag to try when it covers little or cuts most texts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VocabularySummary {
+    pub distinct_tokens: usize,
+    /// `--max-features`.
+    pub num_words: usize,
+    /// The share of training tokens that have an id of their own (not OOV).
+    pub coverage: f64,
+    pub mean_tokens: f64,
+    /// The share of training texts longer than `maxlen` (with the start id).
+    pub truncated: f64,
+    pub maxlen: usize,
+}
+
+impl VocabularySummary {
+    pub(crate) fn of(prepared: &Prepared, num_words: usize, maxlen: usize) -> VocabularySummary {
+        let stats = &prepared.stats;
+        let texts = prepared.dataset.train.len().max(1) as f64;
+        VocabularySummary {
+            distinct_tokens: prepared.dataset.vocab.len(),
+            num_words,
+            coverage: 1.0 - percent(stats.train_oov, stats.train_tokens) / 100.0,
+            mean_tokens: stats.train_tokens as f64 / texts,
+            truncated: stats.train_truncated as f64 / texts,
+            maxlen,
+        }
+    }
+
+    /// The lines to print, warnings last.
+    pub fn lines(&self) -> Vec<String> {
+        // Ranks 1.. get ids from INDEX_FROM + 1, and ids stop below num_words.
+        let kept = self
+            .distinct_tokens
+            .min(self.num_words.saturating_sub(INDEX_FROM + 1));
+        let mut lines = vec![
+            format!(
+                "vocabulary: {} distinct training tokens; the {kept} kept (--max-features {}) \
+                 cover {:.1}% of the training tokens",
+                self.distinct_tokens,
+                self.num_words,
+                100.0 * self.coverage
+            ),
+            format!(
+                "lengths: {:.1} tokens per training text on average; {:.1}% are longer than \
+                 --maxlen {} and lose their first tokens",
+                self.mean_tokens,
+                100.0 * self.truncated,
+                self.maxlen
+            ),
+        ];
+        if self.coverage < LOW_COVERAGE {
+            let advice = match kept < self.distinct_tokens {
+                true => "try a larger --max-features, or a --tokenizer that cuts finer (unicode; chars or jieba for Chinese)",
+                false => "try a --tokenizer that cuts finer (unicode; chars or jieba for Chinese)",
+            };
+            lines.push(format!(
+                "warning: the vocabulary covers only {:.1}% of the training tokens: {advice}",
+                100.0 * self.coverage
+            ));
+        }
+        if self.truncated > MOST_CUT {
+            lines.push(format!(
+                "warning: {:.1}% of the training texts are cut to --maxlen {}: try a larger --maxlen",
+                100.0 * self.truncated,
+                self.maxlen
+            ));
+        }
+        lines
+    }
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

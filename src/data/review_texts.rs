@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::archive::read_reviews;
 use super::dir_lock::DataDirLock;
-use super::tokenize::for_each_token;
+use super::tokenize::Tokenizer;
 use super::{ArchiveSource, DataConfig};
 
 /// One review's text (invalid UTF-8 replaced, as the tokeniser sees it) and label.
@@ -18,11 +18,9 @@ pub struct LabeledText {
 }
 
 impl LabeledText {
-    /// Words as the tokeniser counts them, before `maxlen` cuts them.
-    pub fn words(&self) -> usize {
-        let mut words = 0;
-        for_each_token(&self.text, |_| words += 1);
-        words
+    /// Tokens as `tokenizer` counts them, before `maxlen` cuts them.
+    pub fn words(&self, tokenizer: Tokenizer) -> usize {
+        tokenizer.count(&self.text)
     }
 }
 

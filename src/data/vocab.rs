@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::tokenize::for_each_token;
+use super::tokenize::Tokenizer;
 use crate::atomic::write_atomically;
 
 /// Keras `imdb.load_data` conventions: padding is 0 (see `pad`), every
@@ -24,12 +24,16 @@ pub struct Vocabulary {
 }
 
 impl Vocabulary {
-    /// Counts the tokens of the training texts and ranks them, one text
-    /// after another (the IMDB pipeline counts in parallel instead).
-    pub fn build<'a>(training_texts: impl IntoIterator<Item = &'a str>) -> Self {
+    /// Counts the tokens of the training texts, cut by `tokenizer`, and
+    /// ranks them, one text after another (the pipeline counts in parallel
+    /// instead).
+    pub fn build<'a>(
+        tokenizer: Tokenizer,
+        training_texts: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
         let mut counts: HashMap<String, u64> = HashMap::new();
         for text in training_texts {
-            for_each_token(text, |t| match counts.get_mut(t) {
+            tokenizer.for_each_token(text, |t| match counts.get_mut(t) {
                 Some(n) => *n += 1,
                 None => {
                     counts.insert(t.to_owned(), 1);
@@ -80,10 +84,10 @@ impl Vocabulary {
         id_of_rank(self.rank(token), num_words)
     }
 
-    /// One review as `[1, ids...]`.
-    pub fn encode(&self, text: &str, num_words: usize) -> Vec<i32> {
+    /// One text, cut by `tokenizer` (the run's), as `[1, ids...]`.
+    pub fn encode(&self, tokenizer: Tokenizer, text: &str, num_words: usize) -> Vec<i32> {
         let mut ids = vec![START_ID];
-        for_each_token(text, |t| ids.push(self.id(t, num_words)));
+        tokenizer.for_each_token(text, |t| ids.push(self.id(t, num_words)));
         ids
     }
 

@@ -22,7 +22,7 @@ pub fn predict_test_set(trained: &TrainedModel, test: Vec<LabeledText>) -> TestP
     let mut predictions = TestPredictions {
         probabilities: Vec::with_capacity(test.len()),
         labels: test.iter().map(|r| r.label).collect(),
-        words: test.iter().map(LabeledText::words).collect(),
+        words: test.iter().map(|r| r.words(trained.tokenizer())).collect(),
         texts: test.into_iter().map(|r| r.text).collect(),
     };
     // A two-class model: the second class's (positive's) probability.

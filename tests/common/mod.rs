@@ -213,10 +213,16 @@ pub fn write_synthetic_imdb_archive(path: &Path, n: usize, seed: u64) {
 }
 
 /// A tiny deterministic generator (PCG-style LCG), so fixtures need no crate.
-struct Lcg(u64);
+pub struct Lcg(u64);
 
 impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
+    /// The generator whose first draw follows `state`.
+    pub fn seeded(state: u64) -> Lcg {
+        Lcg(state)
+    }
+
+    /// A draw in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)

@@ -69,7 +69,7 @@ pub fn train_command(settings: &TrainSettings) -> Result<TrainOutcome> {
     let steps_per_epoch = train.len().div_ceil(settings.train.batch_size);
     let mut session = Session::start(settings, plan, steps_per_epoch)?;
     let test = &data.dataset.test;
-    data.report_classes(
+    data.report_texts(
         &train,
         validation.as_ref().unwrap_or(test),
         settings.verbosity,

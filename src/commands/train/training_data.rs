@@ -5,7 +5,7 @@ use anyhow::{bail, ensure, Result};
 use super::memory_estimate::check_memory;
 use crate::data::memory::IMDB_REVIEWS;
 use crate::data::texts::{self, TextsConfig};
-use crate::data::{self, Dataset, Split};
+use crate::data::{self, Dataset, Split, VocabularySummary};
 use crate::progress::Verbosity;
 use crate::run_config::{RunConfig, TextsSource};
 use crate::settings::TrainSettings;
@@ -24,6 +24,7 @@ pub(super) struct LoadedTexts {
     /// By class (the value in `y`).
     pub class_names: Vec<String>,
     pub source: TextsSource,
+    pub summary: VocabularySummary,
 }
 
 impl TrainingData {
@@ -55,7 +56,9 @@ impl TrainingData {
                 source: TextsSource {
                     files: files.clone(),
                     sha256: loaded.sha256,
+                    tokenizer: loaded.tokenizer,
                 },
+                summary: loaded.summary,
             }),
         })
     }
@@ -91,12 +94,16 @@ impl TrainingData {
         Ok((fit, Some(validation)))
     }
 
-    /// The count and share of each class in what trains and what validates,
-    /// for a user's texts (IMDB's are balanced by construction).
-    pub fn report_classes(&self, train: &Split, validation: &Split, verbosity: Verbosity) {
+    /// For a user's texts: the vocabulary's summary, and the count and
+    /// share of each class in what trains and what validates (IMDB's are
+    /// balanced by construction).
+    pub fn report_texts(&self, train: &Split, validation: &Split, verbosity: Verbosity) {
         let Some(texts) = &self.texts else { return };
         if verbosity == Verbosity::Silent {
             return;
+        }
+        for line in texts.summary.lines() {
+            eprintln!("{line}");
         }
         for (name, split) in [("train", train), ("validation", validation)] {
             let balance = texts::class_balance(split, &texts.class_names);

@@ -30,8 +30,9 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{self, CacheKey};
 use super::dir_lock::DataDirLock;
-use super::prepare::{prepare_texts, Prepared, RawText, Shape, TextSink};
-use super::printout::{self, Origin};
+use super::prepare::{prepare_texts, Encoding, Prepared, RawText, TextSink};
+use super::printout::{self, Origin, VocabularySummary};
+use super::tokenize::{ScriptCounts, Tokenizer, TokenizerChoice};
 use super::{export_npy, DataConfig, Dataset, Split};
 use crate::atomic::{write_json, JsonLayout};
 use labels::{Classes, LabelSet};
@@ -106,6 +107,10 @@ pub struct TextFiles {
     pub test_file: Option<PathBuf>,
     pub table: TableOptions,
     pub empty_texts: EmptyTexts,
+    /// How the texts are cut into tokens; absent from runs from before
+    /// there was a choice, whose texts were cut by the `imdb` rule.
+    #[serde(default = "TokenizerChoice::before_tokenizers")]
+    pub tokenizer: TokenizerChoice,
 }
 
 /// Where a user's texts come from and how they are shaped.
@@ -144,6 +149,10 @@ pub struct TextsDataset {
     /// sha256 (hex) of the files' content and the options, which a resumed
     /// run compares with its start's to notice a changed file.
     pub sha256: String,
+    /// The rule the texts were cut by (`auto`'s choice, or the one given).
+    pub tokenizer: Tokenizer,
+    /// What a person needs to judge the vocabulary.
+    pub summary: VocabularySummary,
 }
 
 /// Reads, checks and prepares the texts, or loads the cache of an earlier
@@ -161,10 +170,13 @@ pub fn load_texts_checking(
     fits: &dyn Fn(usize) -> Result<()>,
 ) -> Result<TextsDataset> {
     let loaded = load(cfg, fits)?;
+    let summary = VocabularySummary::of(&loaded.prepared, cfg.max_features, cfg.maxlen);
     Ok(TextsDataset {
         dataset: loaded.prepared.dataset,
         class_names: loaded.meta.classes,
         sha256: loaded.sha256,
+        tokenizer: loaded.meta.tokenizer,
+        summary,
     })
 }
 
@@ -177,6 +189,10 @@ pub fn run_texts_data_command(cfg: &TextsConfig, export: Option<&Path>) -> Resul
     let fits = |samples| crate::data::memory::check_padded_texts_memory(cfg.maxlen, samples);
     let loaded = load(cfg, &fits)?;
     let elapsed = started.elapsed();
+    let summary = VocabularySummary::of(&loaded.prepared, cfg.max_features, cfg.maxlen);
+    for line in summary.lines() {
+        eprintln!("{line}");
+    }
     let ds = &loaded.prepared.dataset;
     let mut out = std::io::stdout().lock();
     printout::print_report(
@@ -300,6 +316,17 @@ struct Meta {
     /// again on every run that uses the cache; absent when none were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     label_note: Option<String>,
+    /// How the columns of each file were chosen by their header, told again
+    /// on every run that uses the cache.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    column_notes: Vec<String>,
+    /// The rule the texts were cut by (absent from caches from before there
+    /// was a choice: `imdb`).
+    #[serde(default)]
+    tokenizer: Tokenizer,
+    /// Why `auto` took it, told again on every run that uses the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auto_reason: Option<String>,
 }
 
 struct Loaded {
@@ -342,7 +369,7 @@ fn load(cfg: &TextsConfig, fits: &dyn Fn(usize) -> Result<()>) -> Result<Loaded>
     // checked all the same.
     let from_cache = |key: CacheKey, (prepared, meta): (Prepared, Meta)| {
         fits(prepared.dataset.train.len() + prepared.dataset.test.len())?;
-        tell_how_labels_were_read(&meta);
+        tell_how_texts_were_read(&meta);
         warn_empty_texts(&files, &meta);
         Ok(Loaded {
             prepared,
@@ -363,7 +390,7 @@ fn load(cfg: &TextsConfig, fits: &dyn Fn(usize) -> Result<()>) -> Result<Loaded>
         }
     }
     let (prepared, meta) = read_and_prepare(cfg, &files, fits)?;
-    tell_how_labels_were_read(&meta);
+    tell_how_texts_were_read(&meta);
     warn_empty_texts(&files, &meta);
     // The class names first: the arrays without them are no cache.
     write_json(&paths.meta, &meta, JsonLayout::OneLine)?;
@@ -407,6 +434,11 @@ fn digest(cfg: &TextsConfig, files: &[(Role, &Path, Format)]) -> Result<String> 
         "{:?}|{:?}|",
         cfg.files.table, cfg.files.empty_texts
     ));
+    // Left out for `imdb`, so that the texts of runs from before there was
+    // a choice keep their sha256 (and resume).
+    if cfg.files.tokenizer != TokenizerChoice::before_tokenizers() {
+        hasher.update(format!("tokenizer {}|", cfg.files.tokenizer));
+    }
     for &(role, path, format) in files {
         hasher.update(format!("{role:?}|{format:?}|"));
         match format {
@@ -497,9 +529,17 @@ fn cached(paths: &CachePaths, key: &CacheKey) -> Option<(Prepared, Meta)> {
     }
 }
 
-fn tell_how_labels_were_read(meta: &Meta) {
+/// The notes of how the columns, labels and tokenizer were chosen.
+fn tell_how_texts_were_read(meta: &Meta) {
+    for note in &meta.column_notes {
+        eprintln!("note: {note}");
+    }
     if let Some(note) = &meta.label_note {
         eprintln!("note: {note}");
+    }
+    match &meta.auto_reason {
+        Some(reason) => eprintln!("tokenizer: {} (auto: {reason})", meta.tokenizer),
+        None => eprintln!("tokenizer: {}", meta.tokenizer),
     }
 }
 
@@ -525,7 +565,9 @@ fn read_and_prepare(
     files: &[(Role, &Path, Format)],
     fits: &dyn Fn(usize) -> Result<()>,
 ) -> Result<(Prepared, Meta)> {
-    let shape = Shape {
+    let (tokenizer, auto_reason) = resolve_tokenizer(cfg, files)?;
+    let encoding = Encoding {
+        tokenizer,
         num_words: cfg.max_features,
         maxlen: cfg.maxlen,
     };
@@ -533,9 +575,12 @@ fn read_and_prepare(
         classes: Vec::new(),
         empty_texts: [0; 2],
         label_note: None,
+        column_notes: Vec::new(),
+        tokenizer,
+        auto_reason,
     };
     let progress = progress_bar(cfg, files);
-    let prepared = prepare_texts(shape, |sink: &mut TextSink<'_, u64>| {
+    let prepared = prepare_texts(encoding, |sink: &mut TextSink<'_, u64>| {
         let mut labels = LabelSet::default();
         let mut order = 0u64;
         let mut classes: Option<Classes> = None;
@@ -552,11 +597,16 @@ fn read_and_prepare(
                 reading.take(row, sink)
             });
             let (rows, empty) = (reading.rows, reading.empty);
-            read.and_then(|()| match rows {
-                0 => bail!("no rows"),
-                _ => Ok(()),
-            })
-            .with_context(|| format!("in the {} file {}", role.name(), path.display()))?;
+            let columns = read
+                .and_then(|columns| match rows {
+                    0 => bail!("no rows"),
+                    _ => Ok(columns),
+                })
+                .with_context(|| format!("in the {} file {}", role.name(), path.display()))?;
+            if let Some(columns) = columns {
+                let file = format!("the {} file {}", role.name(), path.display());
+                meta.column_notes.push(format!("{file}: {columns}"));
+            }
             meta.empty_texts[role as usize] = empty;
             if role == Role::Train {
                 let found = labels
@@ -573,6 +623,31 @@ fn read_and_prepare(
         Ok(classes.class_of)
     })?;
     Ok((prepared, meta))
+}
+
+/// The rule to cut the texts by: the one given, or `auto`'s choice from the
+/// letters of the training file, and why (one more pass over that file,
+/// made only when the cache misses).
+fn resolve_tokenizer(
+    cfg: &TextsConfig,
+    files: &[(Role, &Path, Format)],
+) -> Result<(Tokenizer, Option<String>)> {
+    if let TokenizerChoice::Given(tokenizer) = cfg.files.tokenizer {
+        return Ok((tokenizer, None));
+    }
+    let &(_, path, format) = files
+        .iter()
+        .find(|(role, ..)| *role == Role::Train)
+        .context("no training file")?;
+    let mut letters = ScriptCounts::default();
+    let hidden = ProgressBar::hidden();
+    read_file(path, format, &cfg.files.table, &hidden, &mut |row| {
+        letters.add(&row.text);
+        Ok(())
+    })
+    .with_context(|| format!("in the training file {}", path.display()))?;
+    let choice = letters.choose();
+    Ok((choice.tokenizer, Some(choice.reason)))
 }
 
 /// The state of reading one file.
@@ -630,18 +705,20 @@ impl Reading<'_> {
     }
 }
 
+/// Streams the rows of one file to `sink`; returns how a table's columns
+/// were chosen by its header, if they were.
 fn read_file(
     path: &Path,
     format: Format,
     table: &TableOptions,
     progress: &ProgressBar,
     sink: &mut dyn FnMut(Row) -> Result<()>,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
     match format {
         Format::Delimited(d) => table::read(path, d, table, progress.wrap_read(open()?), sink),
-        Format::JsonLines => jsonl::read(table, progress.wrap_read(open()?), sink),
-        Format::Folders => folders::read(path, &|n| progress.inc(n), sink),
+        Format::JsonLines => jsonl::read(table, progress.wrap_read(open()?), sink).map(|()| None),
+        Format::Folders => folders::read(path, &|n| progress.inc(n), sink).map(|()| None),
     }
 }
 

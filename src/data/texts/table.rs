@@ -10,14 +10,15 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::{Column, Header, Place, Row, TableOptions};
 
-/// Streams the rows of the delimited file at `path` to `sink`.
+/// Streams the rows of the delimited file at `path` to `sink`; returns how
+/// the columns were chosen when no flag named them and a header did.
 pub(super) fn read(
     path: &Path,
     delimiter: u8,
     opts: &TableOptions,
     input: impl Read,
     sink: &mut dyn FnMut(Row) -> Result<()>,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -70,7 +71,8 @@ pub(super) fn read(
                 .to_owned(),
         })?;
     }
-    ensure_quotes_closed(path, delimiter, &last)
+    ensure_quotes_closed(path, delimiter, &last)?;
+    Ok(columns.and_then(|c| c.chosen))
 }
 
 /// The next record, or `false` at the end of the file.
@@ -198,7 +200,21 @@ struct Columns {
     label: usize,
     width: usize,
     first_line: u64,
+    /// How they were chosen, when by their header's names and not by flags.
+    chosen: Option<String>,
 }
+
+/// Header names that make a column the label (any case) when no flag says
+/// which column is: a two-column file is read the right way round whatever
+/// its order (`label,review` as well as `review,label`).
+const LABEL_NAMES: [&str; 6] = [
+    "label",
+    "labels",
+    "class",
+    "category",
+    "sentiment",
+    "target",
+];
 
 impl Columns {
     /// From the first record, on `first_line`: the header (if there is one)
@@ -242,7 +258,10 @@ impl Columns {
             }
             (None, None) => match (named("text"), named("label")) {
                 (Some(t), Some(l)) => (t, l),
-                _ if width == 2 => (0, 1),
+                _ if width == 2 => {
+                    let l = label_by_name(&names).unwrap_or(1);
+                    (1 - l, l)
+                }
                 _ => bail!(
                     "{width} columns and no 'text' and 'label' among them: say which with --text-column and --label-column"
                 ),
@@ -251,12 +270,31 @@ impl Columns {
         if text == label {
             bail!("the text and the label are the same column ({text})");
         }
+        let by_flags = opts.text_column.is_some() || opts.label_column.is_some();
+        let chosen = (!by_flags && !names.is_empty()).then(|| {
+            format!(
+                "texts from column '{}' and labels from column '{}' (--text-column and \
+                 --label-column choose others)",
+                names[text], names[label]
+            )
+        });
         Ok(Columns {
             text,
             label,
             width,
             first_line,
+            chosen,
         })
+    }
+}
+
+/// The one column of two whose header is a label's name, if exactly one is.
+fn label_by_name(names: &[String]) -> Option<usize> {
+    let is_label = |n: &String| LABEL_NAMES.iter().any(|l| n.eq_ignore_ascii_case(l));
+    match names.iter().map(is_label).collect::<Vec<_>>()[..] {
+        [true, false] => Some(0),
+        [false, true] => Some(1),
+        _ => None,
     }
 }
 
@@ -268,6 +306,16 @@ fn other_of_two(width: usize, taken: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn of_two_columns_the_one_named_like_a_label_holds_the_labels() {
+        let names = |a: &str, b: &str| [a.to_owned(), b.to_owned()];
+        assert_eq!(label_by_name(&names("label", "review")), Some(0));
+        assert_eq!(label_by_name(&names("review", "Sentiment")), Some(1));
+        assert_eq!(label_by_name(&names("CATEGORY", "text")), Some(0));
+        assert_eq!(label_by_name(&names("a", "b")), None);
+        assert_eq!(label_by_name(&names("class", "target")), None);
+    }
 
     #[test]
     fn a_quote_is_unclosed_only_when_it_opens_a_field() {
