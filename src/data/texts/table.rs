@@ -200,7 +200,8 @@ struct Columns {
     label: usize,
     width: usize,
     first_line: u64,
-    /// How they were chosen, when by their header's names and not by flags.
+    /// How they were chosen, when neither flags nor `text` and `label`
+    /// headers said.
     chosen: Option<String>,
 }
 
@@ -270,8 +271,10 @@ impl Columns {
         if text == label {
             bail!("the text and the label are the same column ({text})");
         }
+        // Told only when the header does not say it in so many words.
         let by_flags = opts.text_column.is_some() || opts.label_column.is_some();
-        let chosen = (!by_flags && !names.is_empty()).then(|| {
+        let said = named("text") == Some(text) && named("label") == Some(label);
+        let chosen = (!by_flags && !said && !names.is_empty()).then(|| {
             format!(
                 "texts from column '{}' and labels from column '{}' (--text-column and \
                  --label-column choose others)",
