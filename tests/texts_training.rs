@@ -153,6 +153,56 @@ fn a_generated_three_class_set_trains_above_chance_and_predict_names_the_classes
         .map(|l| l.split('\t').nth(1).unwrap())
         .collect();
     assert_eq!(labels, ["food", "sports"], "{stdout}");
+    report_has_every_class(&run, accuracy);
+}
+
+/// The value of each `data-metric="{prefix}..."` cell of `html`, in order.
+fn metric_values(html: &str, prefix: &str) -> Vec<f64> {
+    let marker = format!("data-metric=\"{prefix}");
+    html.split(&marker)
+        .skip(1)
+        .map(|rest| {
+            let value = rest.split("data-value=\"").nth(1).unwrap();
+            value[..value.find('"').unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+/// `report` of a three-class run: a 3 x 3 confusion matrix over the 300
+/// test texts whose diagonal is the test accuracy, per-class figures and
+/// averages, the headline first.
+fn report_has_every_class(run: &Path, accuracy: f64) {
+    let out = run.with_file_name("report.html");
+    let (code, _, stderr) = run_cli(&["report", &s(run), "-o", &s(&out)]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    let cells = metric_values(&html, "confusion_");
+    assert_eq!(cells.len(), 9);
+    assert_eq!(cells.iter().sum::<f64>(), 300.0);
+    let diagonal = cells[0] + cells[4] + cells[8];
+    assert!(
+        (diagonal / 300.0 - accuracy).abs() < 5e-5,
+        "{diagonal} vs {accuracy}"
+    );
+    assert_eq!(
+        metric_values(&html, "headline_accuracy"),
+        [diagonal / 300.0]
+    );
+    assert_eq!(
+        metric_values(&html, "support_").len(),
+        5,
+        "3 classes, 2 averages"
+    );
+    for needle in [
+        "Headline",
+        "top-2 accuracy",
+        "macro average",
+        "Most confused pairs",
+        "food",
+    ] {
+        assert!(html.contains(needle), "no {needle} in the report");
+    }
+    assert!(html.find("Headline").unwrap() < html.find("Settings").unwrap());
 }
 
 #[test]

@@ -92,6 +92,9 @@ fn a_run_trained_with_jieba_predicts_from_the_ids_jieba_cuts() {
     let (train, test) = (tmp.path().join("train.csv"), tmp.path().join("test.csv"));
     chinese_reviews(&train, 400, 1);
     chinese_reviews(&test, 100, 2);
+    let mut with_markup = std::fs::read_to_string(&test).unwrap();
+    with_markup.push_str("好评,\"<b>服务很好</b> & 满意\"\n");
+    std::fs::write(&test, with_markup).unwrap();
     let run = tmp.path().join("run");
     let (data, run_arg) = (s(&tmp.path().join("data")), s(&run));
     let train_args = [
@@ -148,6 +151,27 @@ fn a_run_trained_with_jieba_predicts_from_the_ids_jieba_cuts() {
     // The texts cut another way are other ids, and give other answers: the
     // equality above is the tokenizer's doing.
     assert_ne!(by_hand(&trained, Tokenizer::Imdb, &texts), jieba);
+
+    // The report shows the user's test texts as they are, escaped.
+    let out = tmp.path().join("report.html");
+    let (code, _, stderr) = run_cli(&["report", &run_arg, "-o", &s(&out)]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        html.contains("<td>tokenizer</td><td>jieba</td>"),
+        "the report names the tokenizer"
+    );
+    assert!(
+        html.contains("101 (好评"),
+        "the test texts and their classes"
+    );
+    assert!(
+        !html.contains("<b>服务"),
+        "a text's markup is shown, not obeyed"
+    );
+    if html.contains("服务很好</b>") {
+        panic!("unescaped text in the report");
+    }
 
     // A resumed run is cut the same way, and may not be cut another.
     let (code, _, stderr) = run_cli(&[

@@ -1,12 +1,15 @@
-//! `gru-imdb report RUN`: runs the run's weights on the test reviews and
-//! writes one self-contained HTML report, atomically.
-use std::path::PathBuf;
+//! `gru-imdb report RUN`: runs the run's weights on the test set (IMDB's
+//! test reviews, or the run's `--test-file`, read again) and writes one
+//! self-contained HTML report, atomically: binary metrics for two classes,
+//! per-class ones for more.
+use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 
 use super::evaluate::{open_run_under_test, RunUnderTest};
 use crate::atomic::write_atomically;
 use crate::data::read_texts;
+use crate::data::texts::read_run_texts;
 use crate::device::DeviceAndThreads;
 use crate::reports::check_output_folder;
 use crate::reports::html::{render_report, DataSummary, ReportInput};
@@ -43,20 +46,31 @@ pub fn report_command(settings: &ReportSettings) -> Result<()> {
         &settings.device,
         &settings.data,
     )?;
-    // The report's metrics are binary ones, on IMDB's test reviews.
-    ensure!(
-        trained.config.texts.is_none(),
-        "report covers runs on the IMDB reviews; {} trained on --train-file",
-        settings.run_dir.display()
-    );
-    let texts = read_texts(&data)?;
-    let summary = DataSummary {
-        archive: data.url.clone(),
-        train_reviews: texts.train_reviews,
-        train_positive: texts.train_positive,
-        vocabulary_words: trained.vocab.len(),
+    let (summary, test) = match &trained.config.texts {
+        None => {
+            let texts = read_texts(&data)?;
+            let negative = texts.train_reviews - texts.train_positive;
+            let summary = DataSummary {
+                source: data.url.clone(),
+                train_per_class: vec![negative, texts.train_positive],
+                vocabulary_words: trained.vocab.len(),
+            };
+            (summary, texts.test)
+        }
+        Some(source) => {
+            let files = &source.files;
+            let texts = read_run_texts(files, &trained.class_names)?;
+            let test_file = files.test_file.as_deref().unwrap_or(Path::new(""));
+            let summary = DataSummary {
+                source: format!("{} and {}", files.train_file.display(), test_file.display()),
+                train_per_class: texts.train_per_class,
+                vocabulary_words: trained.vocab.len(),
+            };
+            (summary, texts.test)
+        }
     };
-    let predictions = predict_test_set(&trained, texts.test);
+    ensure!(!test.is_empty(), "no test texts to report on");
+    let predictions = predict_test_set(&trained, test);
     let html = render_report(&ReportInput {
         run: &run,
         weights: &trained.weights,

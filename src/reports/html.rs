@@ -10,11 +10,13 @@ use anyhow::Result;
 use super::charts::{bucket_name, calibration_svg, length_svg};
 use super::comparison::flat_settings;
 use super::curves::{history_svg, PlotRun};
+use super::html_classes::multiclass_sections;
 use super::metrics::{
     accuracy_by_length, calibration, most_confidently_wrong, BinaryMetrics, Predictions, Threshold,
     LOG_LOSS_EPSILON,
 };
 use super::model_summary::{layers, thousands, total_parameters};
+use super::multiclass::ClassMetrics;
 use super::run_record::RunRecord;
 use super::test_predictions::TestPredictions;
 use crate::model::ModelConfig;
@@ -28,10 +30,10 @@ const CALIBRATION_BINS: usize = 10;
 /// What the report says about the data, besides the test predictions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSummary {
-    /// URL or path of the archive the test reviews were read from.
-    pub archive: String,
-    pub train_reviews: usize,
-    pub train_positive: usize,
+    /// URL or path of the archive, or the user's training and test files.
+    pub source: String,
+    /// Training texts of each class.
+    pub train_per_class: Vec<usize>,
     /// Words in the run's vocabulary file.
     pub vocabulary_words: usize,
 }
@@ -76,9 +78,6 @@ svg{max-width:100%;height:auto}.figures{display:grid;grid-template-columns:repea
 
 /// The whole HTML document.
 pub fn render_report(input: &ReportInput) -> Result<String> {
-    let p = &input.predictions;
-    let predictions = Predictions::new(&p.probabilities, &p.labels)?;
-    let metrics = BinaryMetrics::compute(&predictions, input.threshold);
     let name = escape(&input.run.name());
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -87,16 +86,87 @@ pub fn render_report(input: &ReportInput) -> Result<String> {
          <h1>gru-imdb run {name}</h1>\n<p class=\"note\">{}</p>\n",
         escape(&input.run.dir.display().to_string())
     );
+    let p = input.predictions;
+    let (headline, sections) = match p.class_names.len() {
+        2 => {
+            let predictions = Predictions::new(&p.probabilities, &p.labels)?;
+            let metrics = BinaryMetrics::compute(&predictions, input.threshold);
+            let headline = headline_section(input, &binary_headline(&metrics));
+            let sections = metrics_section(&metrics, input.weights, &p.class_names)
+                + &analysis_section(input, &predictions)?
+                + &wrong_section(input, &predictions);
+            (headline, sections)
+        }
+        n => {
+            let metrics = ClassMetrics::compute(&p.class_probabilities, &p.labels, n)?;
+            let headline = headline_section(input, &multiclass_headline(&metrics));
+            (headline, multiclass_sections(input, &metrics))
+        }
+    };
+    html += &headline;
     html += &run_section(input)?;
     html += &curves_section(input.run)?;
-    html += &metrics_section(&metrics, input.weights);
-    html += &analysis_section(input, &predictions)?;
-    html += &wrong_section(input, &predictions);
+    html += &sections;
     html += "</body></html>\n";
     Ok(html)
 }
 
-fn row(cells: &[String]) -> String {
+/// The first thing a reader wants: how good, how long, where.
+fn headline_section(input: &ReportInput, figures: &[(&str, &str, f64)]) -> String {
+    let run = input.run;
+    let best = run.epochs.iter().max_by(|a, b| {
+        a.val_accuracy
+            .total_cmp(&b.val_accuracy)
+            .then(b.epoch.cmp(&a.epoch))
+    });
+    let seconds: f64 = run.epochs.iter().map(|e| e.seconds).sum();
+    let mut html = String::from("<h2 id=\"headline\">Headline</h2>\n<table>\n");
+    for &(key, name, value) in figures {
+        html += &metric_row(key, name, value, 4);
+    }
+    if let Some(best) = best {
+        html += &row(&[
+            "best epoch (validation accuracy)".to_owned(),
+            format!(
+                "{} of {} ({:.4})",
+                best.epoch + 1,
+                run.epochs.len(),
+                best.val_accuracy
+            ),
+        ]);
+    }
+    html += &row(&["training time".to_owned(), format!("{seconds:.1} s")]);
+    html += &row(&["device".to_owned(), escape(&run.config.device)]);
+    html += &row(&[
+        "test texts".to_owned(),
+        thousands(input.predictions.labels.len()),
+    ]);
+    html += &row(&["weights".to_owned(), escape(input.weights)]);
+    html + "</table>\n"
+}
+
+fn binary_headline(m: &BinaryMetrics) -> Vec<(&'static str, &'static str, f64)> {
+    let mut figures = vec![
+        ("headline_accuracy", "test accuracy", m.accuracy),
+        ("headline_f1", "F1", m.f1),
+    ];
+    if let Some(auc) = m.roc_auc {
+        figures.push(("headline_roc_auc", "ROC AUC", auc));
+    }
+    figures.push(("headline_log_loss", "log loss", m.log_loss));
+    figures
+}
+
+fn multiclass_headline(m: &ClassMetrics) -> Vec<(&'static str, &'static str, f64)> {
+    vec![
+        ("headline_accuracy", "test accuracy", m.accuracy),
+        ("headline_macro_f1", "macro F1", m.macro_avg.f1),
+        ("headline_top2_accuracy", "top-2 accuracy", m.top2_accuracy),
+        ("headline_log_loss", "log loss", m.log_loss),
+    ]
+}
+
+pub(super) fn row(cells: &[String]) -> String {
     let mut out = String::from("<tr>");
     for c in cells {
         out += &format!("<td>{c}</td>");
@@ -105,7 +175,7 @@ fn row(cells: &[String]) -> String {
 }
 
 /// A metric row: name, shown value, and the value in full in `data-value`.
-fn metric_row(key: &str, name: &str, value: f64, digits: usize) -> String {
+pub(super) fn metric_row(key: &str, name: &str, value: f64, digits: usize) -> String {
     format!(
         "<tr><td>{name}</td><td class=\"num\" data-metric=\"{key}\" data-value=\"{value}\">{value:.digits$}</td></tr>\n"
     )
@@ -115,11 +185,25 @@ fn share(part: usize, whole: usize) -> String {
     format!("{:.1}%", 100.0 * part as f64 / whole.max(1) as f64)
 }
 
+/// `25,000 (negative 50.0%, positive 50.0%)`.
+fn class_balance(per_class: &[usize], names: &[String]) -> String {
+    let total: usize = per_class.iter().sum();
+    let shares: Vec<String> = names
+        .iter()
+        .zip(per_class)
+        .map(|(name, &n)| format!("{} {}", escape(name), share(n, total)))
+        .collect();
+    format!("{} ({})", thousands(total), shares.join(", "))
+}
+
 fn run_section(input: &ReportInput) -> Result<String> {
     let run = input.run;
     let config = &run.config;
     let p = input.predictions;
-    let test_positive = p.labels.iter().filter(|&&y| y == 1).count();
+    let mut test_per_class = vec![0usize; p.class_names.len()];
+    for &y in &p.labels {
+        test_per_class[usize::from(y)] += 1;
+    }
     let cut = p.words.iter().filter(|&&w| w >= config.maxlen).count();
     let mut words = p.words.clone();
     words.sort_unstable();
@@ -133,23 +217,13 @@ fn run_section(input: &ReportInput) -> Result<String> {
     }
     html += "</table></div><div><h3>Data</h3><table>\n";
     for (what, value) in [
-        ("archive", escape(&d.archive)),
+        ("source", escape(&d.source)),
         (
-            "training reviews",
-            format!(
-                "{} ({} positive)",
-                thousands(d.train_reviews),
-                share(d.train_positive, d.train_reviews)
-            ),
+            "training texts",
+            class_balance(&d.train_per_class, &p.class_names),
         ),
-        (
-            "test reviews",
-            format!(
-                "{} ({} positive)",
-                thousands(p.labels.len()),
-                share(test_positive, p.labels.len())
-            ),
-        ),
+        ("test texts", class_balance(&test_per_class, &p.class_names)),
+        ("tokenizer", config.tokenizer().to_string()),
         (
             "vocabulary kept (num_words)",
             thousands(config.model.max_features),
@@ -159,9 +233,9 @@ fn run_section(input: &ReportInput) -> Result<String> {
             thousands(d.vocabulary_words),
         ),
         ("maxlen (ids per review)", config.maxlen.to_string()),
-        ("median test review", format!("{median} words")),
+        ("median test text", format!("{median} tokens")),
         (
-            "test reviews cut to maxlen",
+            "test texts cut to maxlen",
             format!("{} ({})", thousands(cut), share(cut, p.labels.len())),
         ),
     ] {
@@ -225,7 +299,8 @@ fn curves_section(run: &RunRecord) -> Result<String> {
     Ok(html + "</table>\n")
 }
 
-fn metrics_section(m: &BinaryMetrics, weights: &str) -> String {
+fn metrics_section(m: &BinaryMetrics, weights: &str, class_names: &[String]) -> String {
+    let (negative, positive) = (escape(&class_names[0]), escape(&class_names[1]));
     let c = &m.confusion;
     let mut html = format!(
         "<h2 id=\"metrics\">Test metrics</h2>\n<p>Computed by this program from {} on all {} test reviews. \
@@ -258,9 +333,9 @@ fn metrics_section(m: &BinaryMetrics, weights: &str) -> String {
     };
     let _ = write!(
         html,
-        "</table><table><tr><th>confusion matrix</th><th class=\"num\">predicted negative</th>\
-         <th class=\"num\">predicted positive</th></tr>\n\
-         <tr><th>true negative</th>{}{}</tr>\n<tr><th>true positive</th>{}{}</tr></table></div>\n",
+        "</table><table><tr><th>confusion matrix</th><th class=\"num\">predicted {negative}</th>\
+         <th class=\"num\">predicted {positive}</th></tr>\n\
+         <tr><th>true {negative}</th>{}{}</tr>\n<tr><th>true {positive}</th>{}{}</tr></table></div>\n",
         cell("true_negatives", c.true_negatives),
         cell("false_positives", c.false_positives),
         cell("false_negatives", c.false_negatives),
@@ -316,7 +391,7 @@ fn analysis_section(input: &ReportInput, predictions: &Predictions) -> Result<St
 }
 
 /// A probability with enough digits to tell 0.99997 from 1.
-fn probability_text(p: f64) -> String {
+pub(super) fn probability_text(p: f64) -> String {
     if (0.001..=0.999).contains(&p) {
         format!("{p:.4}")
     } else {
@@ -326,7 +401,7 @@ fn probability_text(p: f64) -> String {
 
 /// A review as plain text: IMDB's `<br />` line breaks become real ones,
 /// and a long review is cut with a note.
-fn quote(text: &str) -> String {
+pub(super) fn quote(text: &str) -> String {
     let text = text.replace("<br />", "\n");
     let mut shown: String = text.chars().take(QUOTE_CHARS).collect();
     if shown.len() < text.len() {
@@ -339,12 +414,13 @@ fn wrong_section(input: &ReportInput, predictions: &Predictions) -> String {
     let wrong = most_confidently_wrong(predictions, input.threshold, WRONG_REVIEWS_SHOWN);
     let mut html = format!(
         "<h2 id=\"mistakes\">The {} most confidently wrong test reviews</h2>\n<table><tr><th class=\"num\">#</th>\
-         <th class=\"num\">P(positive)</th><th>true label</th><th class=\"num\">words</th><th>review</th></tr>\n",
-        wrong.len()
+         <th class=\"num\">P({})</th><th>true label</th><th class=\"num\">words</th><th>review</th></tr>\n",
+        wrong.len(),
+        escape(&input.predictions.class_names[1])
     );
-    let label = |y: u8| if y == 1 { "positive" } else { "negative" };
+    let p = &input.predictions;
+    let label = |y: u8| escape(&p.class_names[usize::from(y)]);
     for (rank, &i) in wrong.iter().enumerate() {
-        let p = &input.predictions;
         let _ = writeln!(
             html,
             "<tr><td class=\"num\">{}</td><td class=\"num\" data-wrong=\"{i}\" data-value=\"{}\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"review\">{}</td></tr>",
@@ -395,16 +471,18 @@ mod tests {
 
     fn render(texts: [&str; 3]) -> String {
         let run = run_record();
+        let probabilities = vec![0.9, 0.2, 0.6];
         let predictions = TestPredictions {
-            probabilities: vec![0.9, 0.2, 0.6],
+            class_probabilities: probabilities.iter().map(|p| vec![1.0 - p, *p]).collect(),
+            probabilities,
             labels: vec![0, 1, 1],
             words: vec![3, 9, 4],
             texts: texts.map(String::from).to_vec(),
+            class_names: vec!["<neg>".into(), "<pos>".into()],
         };
         let data = DataSummary {
-            archive: "<archive>".into(),
-            train_reviews: 3,
-            train_positive: 2,
+            source: "<archive>".into(),
+            train_per_class: vec![1, 2],
             vocabulary_words: 40,
         };
         render_report(&ReportInput {

@@ -11,9 +11,11 @@ pub mod comparison;
 pub mod curves;
 pub mod history_reader;
 pub mod html;
+mod html_classes;
 pub mod live;
 pub mod metrics;
 pub mod model_summary;
+pub mod multiclass;
 pub mod run_record;
 pub mod test_predictions;
 

@@ -33,7 +33,7 @@ use super::dir_lock::DataDirLock;
 use super::prepare::{prepare_texts, Encoding, Prepared, RawText, TextSink};
 use super::printout::{self, Origin, VocabularySummary};
 use super::tokenize::{ScriptCounts, Tokenizer, TokenizerChoice};
-use super::{export_npy, DataConfig, Dataset, Split};
+use super::{export_npy, DataConfig, Dataset, LabeledText, Split};
 use crate::atomic::{write_json, JsonLayout};
 use labels::{Classes, LabelSet};
 
@@ -178,6 +178,62 @@ pub fn load_texts_checking(
         tokenizer: loaded.meta.tokenizer,
         summary,
     })
+}
+
+/// A run's texts as `report` shows them: how many training texts each
+/// class has, and the test texts with their classes, in the test file's
+/// order (the order of the test arrays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunTexts {
+    pub train_per_class: Vec<usize>,
+    pub test: Vec<LabeledText>,
+}
+
+/// Reads the files of a run on a user's texts again, its classes being
+/// `class_names` (a test label finds its class as training found it).
+pub fn read_run_texts(files: &TextFiles, class_names: &[String]) -> Result<RunTexts> {
+    let test_file = files
+        .test_file
+        .as_deref()
+        .context("the run has no --test-file: there are no test texts to report on")?;
+    let mut labels = LabelSet::default();
+    for name in class_names {
+        labels.add(name);
+    }
+    let classes = labels.classes()?;
+    let mut class_of = |label: &str| -> Option<u8> {
+        let number = labels.find(label)?;
+        Some(classes.class_of[number as usize])
+    };
+    let mut texts = RunTexts {
+        train_per_class: vec![0; class_names.len()],
+        test: Vec::new(),
+    };
+    let hidden = ProgressBar::hidden();
+    for (role, path) in [
+        (Role::Train, files.train_file.as_path()),
+        (Role::Test, test_file),
+    ] {
+        let format = Format::of(path, files.table.delimiter)?;
+        read_file(path, format, &files.table, &hidden, &mut |row| {
+            let class = class_of(&row.label).with_context(|| {
+                format!(
+                    "{}: label '{}' is not one of the run's classes",
+                    row.place, row.label
+                )
+            })?;
+            match role {
+                Role::Train => texts.train_per_class[usize::from(class)] += 1,
+                Role::Test => texts.test.push(LabeledText {
+                    label: class,
+                    text: row.text,
+                }),
+            }
+            Ok(())
+        })
+        .with_context(|| format!("in the {} file {}", role.name(), path.display()))?;
+    }
+    Ok(texts)
 }
 
 /// `data --train-file`: the report of `data`, and an optional `.npy`
