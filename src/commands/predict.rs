@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::reports::metrics::Threshold;
+use crate::reports::multiclass::predicted_class;
 use crate::reports::OutputFormat;
 use crate::run_dir::RunDir;
 use crate::settings::PredictSettings;
@@ -35,12 +36,10 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
     for (text, probabilities) in texts.iter().zip(trained.predict(texts)) {
         let (class, probability) = match probabilities.as_slice() {
             [_, positive] => (usize::from(threshold.says_positive(*positive)), *positive),
-            _ => probabilities
-                .iter()
-                .copied()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("a model has at least two classes"),
+            _ => {
+                let class = predicted_class(&probabilities);
+                (class, probabilities[class])
+            }
         };
         let label = trained.class_names[class].as_str();
         match settings.format {

@@ -136,13 +136,13 @@ pub struct RunComparison {
 
 /// Which way a figure improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Better {
+pub(super) enum Better {
     Higher,
     Lower,
 }
 
 /// The first epoch with the best value of `value`.
-fn best(run: &RunRecord, value: fn(&EpochRecord) -> f64, better: Better) -> AtEpoch {
+pub(super) fn best(run: &RunRecord, value: fn(&EpochRecord) -> f64, better: Better) -> AtEpoch {
     run.epochs
         .iter()
         .map(|e| AtEpoch {

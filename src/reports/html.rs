@@ -8,7 +8,7 @@ use std::fmt::Write;
 use anyhow::Result;
 
 use super::charts::{bucket_name, calibration_svg, length_svg};
-use super::comparison::flat_settings;
+use super::comparison::{best, flat_settings, Better};
 use super::curves::{history_svg, PlotRun};
 use super::html_classes::multiclass_sections;
 use super::metrics::{
@@ -114,27 +114,16 @@ pub fn render_report(input: &ReportInput) -> Result<String> {
 /// The first thing a reader wants: how good, how long, where.
 fn headline_section(input: &ReportInput, figures: &[(&str, &str, f64)]) -> String {
     let run = input.run;
-    let best = run.epochs.iter().max_by(|a, b| {
-        a.val_accuracy
-            .total_cmp(&b.val_accuracy)
-            .then(b.epoch.cmp(&a.epoch))
-    });
+    let best = best(run, |e| e.val_accuracy, Better::Higher);
     let seconds: f64 = run.epochs.iter().map(|e| e.seconds).sum();
     let mut html = String::from("<h2 id=\"headline\">Headline</h2>\n<table>\n");
     for &(key, name, value) in figures {
         html += &metric_row(key, name, value, 4);
     }
-    if let Some(best) = best {
-        html += &row(&[
-            "best epoch (validation accuracy)".to_owned(),
-            format!(
-                "{} of {} ({:.4})",
-                best.epoch + 1,
-                run.epochs.len(),
-                best.val_accuracy
-            ),
-        ]);
-    }
+    html += &row(&[
+        "best epoch (validation accuracy)".to_owned(),
+        format!("{} of {} ({:.4})", best.epoch, run.epochs.len(), best.value),
+    ]);
     html += &row(&["training time".to_owned(), format!("{seconds:.1} s")]);
     html += &row(&["device".to_owned(), escape(&run.config.device)]);
     html += &row(&[

@@ -16,14 +16,17 @@ use super::scripts::{is_ideograph, is_pictograph};
 /// Calls `f` with each token of `lower` (already lower-cased), in order.
 pub(super) fn for_each_token(lower: &str, mut f: impl FnMut(&str)) {
     for segment in lower.split_word_bounds() {
-        if !segment
-            .chars()
-            .any(|c| c.is_alphanumeric() || is_pictograph(c))
-        {
-            continue;
+        if is_word(segment) {
+            split_ideographs(segment, &mut f);
         }
-        split_ideographs(segment, &mut f);
     }
+}
+
+/// Whether `piece` holds a letter, a digit or an emoji: what is kept.
+fn is_word(piece: &str) -> bool {
+    piece
+        .chars()
+        .any(|c| c.is_alphanumeric() || is_pictograph(c))
 }
 
 /// Calls `f` with each ideograph of `segment` alone and with each run of
@@ -47,10 +50,7 @@ fn split_ideographs(segment: &str, f: &mut impl FnMut(&str)) {
 }
 
 fn emit_if_word(piece: &str, f: &mut impl FnMut(&str)) {
-    if piece
-        .chars()
-        .any(|c| c.is_alphanumeric() || is_pictograph(c))
-    {
+    if is_word(piece) {
         f(piece);
     }
 }
