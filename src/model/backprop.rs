@@ -5,7 +5,7 @@
 use tch::Tensor;
 
 use super::embedding_gradient::EmbeddingGradient;
-use super::gradient::{Gradient, PositionGradients};
+use super::gradient::{Gradient, PositionGradients, RowGradients};
 use super::{KernelPass, Parameters, SentimentModel, Tape, TrainForward};
 use crate::gru_cuda::{BinaryHead, HeadGradients, StepKernels};
 use crate::profile::{self, Phase};
@@ -30,8 +30,13 @@ impl TrainForward {
             let grads = profile::time(Phase::GruBackward, || {
                 Tensor::run_backward(&[loss], &inputs, false, false)
             });
-            let grads = Parameters::from_ordered(grads.into_iter().map(Gradient::Dense));
-            return KernelBackward(Stage::Done(grads));
+            let mut grads = grads.into_iter();
+            let embeddings = Gradient::Rows(RowGradients {
+                ids: self.ids,
+                sums: grads.next().expect("the embedding's gradient"),
+            });
+            let grads = std::iter::once(embeddings).chain(grads.map(Gradient::Dense));
+            return KernelBackward(Stage::Done(Parameters::from_ordered(grads)));
         };
         let [d_dense_kernel, d_dense_bias, d_h_last]: [Tensor; 3] =
             profile::time(Phase::DenseAndLoss, || {
@@ -49,7 +54,11 @@ impl TrainForward {
             d_dense_bias,
             d_h_last,
         };
-        KernelBackward(Stage::AtKernel { pass, head })
+        KernelBackward(Stage::AtKernel {
+            ids: self.ids,
+            pass,
+            head,
+        })
     }
 
     /// [`TrainForward::backward_to_kernel`] where `loss` is the batch's
@@ -71,7 +80,11 @@ impl TrainForward {
                 let head = profile::time(Phase::DenseAndLoss, || {
                     head_by_hand(model, &self.logits, labels, &pass.h_last)
                 });
-                KernelBackward(Stage::AtKernel { pass, head })
+                KernelBackward(Stage::AtKernel {
+                    ids: self.ids,
+                    pass,
+                    head,
+                })
             }
             kernel_pass => TrainForward {
                 kernel_pass,
@@ -121,7 +134,11 @@ impl TrainForward {
                 })
                 .expect("the head's inputs are the model's own tensors")
         });
-        KernelBackward(Stage::AtKernel { pass, head })
+        KernelBackward(Stage::AtKernel {
+            ids: self.ids,
+            pass,
+            head,
+        })
     }
 }
 
@@ -165,6 +182,7 @@ enum Stage {
     Done(Parameters<Gradient>),
     /// Our kernels: the head's gradients, the kernel's backward to come.
     AtKernel {
+        ids: Tensor,
         pass: KernelPass,
         head: HeadGradients,
     },
@@ -176,16 +194,18 @@ impl KernelBackward {
     pub fn finish(self, model: &SentimentModel) -> Parameters<Gradient> {
         match self.0 {
             Stage::Done(grads) => grads,
-            Stage::AtKernel { pass, head } => through_kernel(model, pass, head),
+            Stage::AtKernel { ids, pass, head } => through_kernel(model, ids, pass, head),
         }
     }
 }
 
 /// The kernel's backward through time from the last state's gradient, and
 /// the embedding gradient from the inputs' gradient: summed into rows on a
-/// GPU, left by position for the optimiser on the CPU.
+/// GPU, left by position for the optimiser on the CPU; `ids` are the
+/// batch's.
 fn through_kernel(
     model: &SentimentModel,
+    ids: Tensor,
     pass: KernelPass,
     head: HeadGradients,
 ) -> Parameters<Gradient> {
@@ -199,19 +219,20 @@ fn through_kernel(
     });
     let embeddings = if on_cpu {
         Gradient::ByPosition(PositionGradients {
-            ids: pass.ids,
+            ids,
             d_inputs: grads.d_inputs,
         })
     } else {
-        Gradient::Dense(profile::time(Phase::EmbeddingGradient, || {
+        let sums = profile::time(Phase::EmbeddingGradient, || {
             model
                 .embedding_gradient
                 .borrow_mut()
                 .get_or_insert_with(|| {
                     EmbeddingGradient::new(&model.embeddings, model.cuda_kernel().step)
                 })
-                .compute(&pass.ids, &grads.d_inputs)
-        }))
+                .compute(&ids, &grads.d_inputs)
+        });
+        Gradient::Rows(RowGradients { ids, sums })
     };
     Parameters {
         embeddings,

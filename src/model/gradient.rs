@@ -11,6 +11,10 @@ pub enum Gradient {
     /// gives it: the optimiser sums each looked-up row's positions itself,
     /// in its one pass over the table (`optim/embedding_rows.rs`).
     ByPosition(PositionGradients),
+    /// An embedding's gradient summed into its rows, with the ids that
+    /// the batch looked up, as the CUDA kernel's path and libtorch's GRUs
+    /// give it: `lazy-adam` moves only those rows (`optim/mod.rs`).
+    Rows(RowGradients),
 }
 
 /// The gradient of `embeddings [N, D]` as the lookup of a batch saw it.
@@ -21,6 +25,16 @@ pub struct PositionGradients {
     pub d_inputs: Tensor,
 }
 
+/// The gradient of `embeddings [N, D]` summed into rows, with the batch's
+/// ids.
+pub struct RowGradients {
+    /// `[B, T]` int64: the row each position looked up.
+    pub ids: Tensor,
+    /// `[N, D]`: each row's positions' gradients summed, zero in the rows
+    /// that `ids` does not name.
+    pub sums: Tensor,
+}
+
 impl Gradient {
     /// The whole gradient of a parameter of `rows` rows, each position's
     /// gradient added into its row by libtorch's `index_add`: for comparing
@@ -28,22 +42,36 @@ impl Gradient {
     /// parameter's device.
     pub fn to_dense(&self, rows: i64) -> Tensor {
         match self {
-            Gradient::Dense(gradient) => gradient.shallow_clone(),
+            Gradient::Dense(gradient) | Gradient::Rows(RowGradients { sums: gradient, .. }) => {
+                gradient.shallow_clone()
+            }
             Gradient::ByPosition(PositionGradients { ids, d_inputs }) => {
                 let d = d_inputs.size()[2];
                 let ids = ids.to_kind(Kind::Int64).reshape([-1]);
                 d_inputs
-                    .new_zeros([rows, d], (Kind::Float, d_inputs.device()))
+                    .new_zeros([rows, d], (d_inputs.kind(), d_inputs.device()))
                     .index_add(0, &ids, &d_inputs.reshape([-1, d]))
             }
         }
     }
 
-    /// The dense gradient, if this is one.
+    /// The gradient in the parameter's shape, if it comes so.
     pub fn as_dense(&self) -> Option<&Tensor> {
         match self {
-            Gradient::Dense(gradient) => Some(gradient),
+            Gradient::Dense(gradient) | Gradient::Rows(RowGradients { sums: gradient, .. }) => {
+                Some(gradient)
+            }
             Gradient::ByPosition(_) => None,
+        }
+    }
+
+    /// The ids `[B, T]` of the rows a batch looked up, where the gradient
+    /// knows them (an embedding's).
+    pub fn looked_up(&self) -> Option<&Tensor> {
+        match self {
+            Gradient::Dense(_) => None,
+            Gradient::ByPosition(PositionGradients { ids, .. })
+            | Gradient::Rows(RowGradients { ids, .. }) => Some(ids),
         }
     }
 }

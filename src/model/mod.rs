@@ -40,7 +40,7 @@ pub use config::ModelConfig;
 use cpu_kernel::{CpuKernel, KernelTape};
 use cuda_kernel::{CudaKernel, CudaTape};
 use embedding_gradient::EmbeddingGradient;
-pub use gradient::{Gradient, PositionGradients};
+pub use gradient::{Gradient, PositionGradients, RowGradients};
 pub use gru::{GruLayer, GruMasks, MaskDrawer};
 pub use inference::Inference;
 pub use loss::loss_with_logits;
@@ -74,12 +74,13 @@ pub struct SentimentModel {
 /// through the kernel's backward in time and on to the embedding rows.
 pub struct TrainForward {
     pub logits: Tensor,
+    /// The batch's ids `[B, T]`, which the embedding's gradient names.
+    ids: Tensor,
     kernel_pass: Option<KernelPass>,
 }
 
 /// A forward pass through one of our kernels, which autograd cannot see.
 struct KernelPass {
-    ids: Tensor,
     h_last: Tensor,
     tape: Tape,
 }
@@ -204,6 +205,7 @@ impl SentimentModel {
                 });
                 return TrainForward {
                     logits: dense(&h_last),
+                    ids: ids.shallow_clone(),
                     kernel_pass: None,
                 };
             }
@@ -211,11 +213,8 @@ impl SentimentModel {
         let h_last = h_last.set_requires_grad(true);
         TrainForward {
             logits: dense(&h_last),
-            kernel_pass: Some(KernelPass {
-                ids: ids.shallow_clone(),
-                h_last,
-                tape,
-            }),
+            ids: ids.shallow_clone(),
+            kernel_pass: Some(KernelPass { h_last, tape }),
         }
     }
 
