@@ -1,32 +1,32 @@
 //! Per-step times of Adam on the tutorial's embedding (10,000 x 128) at
 //! batch 32 x 100 positions, with the embedding's gradient by position
-//! (`optim/embedding_rows.rs`, the CPU kernel's path) and, for comparison,
-//! summed into a dense `[N, D]` gradient first (the sum timed too, as
-//! libtorch's `index_add`). Between steps, a pass over a 6 MB buffer stands
-//! for the GRU's forward and backward, which push the table out of the
-//! core's cache. `cargo bench --bench adam`; `ADAM_BENCH_THREADS` (default
-//! 2), `ADAM_BENCH_STEPS` (default 300).
+//! (`optim/embedding_rows.rs`, the CPU kernel's path) under `adam` and
+//! `lazy-adam` and, for comparison, summed into a dense `[N, D]` gradient
+//! first (the sum timed too, as libtorch's `index_add`). Between steps, a
+//! pass over a 6 MB buffer stands for the GRU's forward and backward,
+//! which push the table out of the core's cache. `cargo bench --bench
+//! adam`; `ADAM_BENCH_ROWS` (default 10,000), `ADAM_BENCH_THREADS`
+//! (default 2), `ADAM_BENCH_STEPS` (default 300).
 use std::time::{Duration, Instant};
 
 use gru_imdb::model::{Gradient, Parameters, PositionGradients};
-use gru_imdb::optim::{Adam, AdamConfig};
+use gru_imdb::optim::{Adam, AdamConfig, Optimizer};
 use tch::{Device, Kind, Tensor};
 
-const ROWS: i64 = 10_000;
 const D: i64 = 128;
 const B: i64 = 32;
 const T: i64 = 100;
 
 /// Token ids with the skew of word counts: row r drawn with weight
 /// 1 / (r + 10), as frequent words fill most positions.
-fn batch_ids(step: i64) -> Tensor {
+fn batch_ids(step: i64, rows: i64) -> Tensor {
     tch::manual_seed(step);
     let u = Tensor::rand([B, T], (Kind::Double, Device::Cpu));
     // Inverse of the cumulative 1 / (r + 10) weights: r = 10 (R/10)^u - 10.
-    let ratio = (ROWS as f64 + 10.0) / 10.0;
+    let ratio = (rows as f64 + 10.0) / 10.0;
     ((u * ratio.ln()).exp() * 10.0 - 10.0)
         .floor()
-        .clamp(0.0, (ROWS - 1) as f64)
+        .clamp(0.0, (rows - 1) as f64)
         .to_kind(Kind::Int64)
 }
 
@@ -37,8 +37,8 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn parameters() -> Parameters<Tensor> {
-    let shapes: [&[i64]; 6] = [&[ROWS, D], &[D, 192], &[64, 192], &[2, 192], &[64, 1], &[1]];
+fn parameters(rows: i64) -> Parameters<Tensor> {
+    let shapes: [&[i64]; 6] = [&[rows, D], &[D, 192], &[64, 192], &[2, 192], &[64, 1], &[1]];
     Parameters::from_ordered(
         shapes
             .iter()
@@ -62,6 +62,7 @@ fn other_work(buffer: &mut [f32], d_inputs: &Tensor) {
 }
 
 fn main() {
+    let rows = env("ADAM_BENCH_ROWS", 10_000) as i64;
     let threads = env("ADAM_BENCH_THREADS", 2);
     let steps = env("ADAM_BENCH_STEPS", 300) as i64;
     let config = AdamConfig {
@@ -77,7 +78,7 @@ fn main() {
     let inputs: Vec<(Tensor, Tensor)> = (0..steps)
         .map(|s| {
             (
-                batch_ids(s),
+                batch_ids(s, rows),
                 Tensor::randn([B, T, D], (Kind::Float, Device::Cpu)) * 1e-3,
             )
         })
@@ -92,25 +93,28 @@ fn main() {
         })
         .sum::<f64>();
     println!(
-        "adam bench: {ROWS} x {D} embedding, batch {B} x {T} ({:.0} distinct rows a step), {threads} threads, {steps} steps",
+        "adam bench: {rows} x {D} embedding, batch {B} x {T} ({:.0} distinct rows a step), {threads} threads, {steps} steps",
         unique / steps as f64
     );
     for run in 0..3 {
-        let params = parameters();
-        let mut adam = Adam::new(&params, config, threads);
-        let mut by_position = Duration::ZERO;
-        for (ids, d_inputs) in &inputs {
-            other_work(&mut buffer, d_inputs);
-            let grads = gradients(Gradient::ByPosition(PositionGradients {
-                ids: ids.shallow_clone(),
-                d_inputs: d_inputs.shallow_clone(),
-            }));
-            let started = Instant::now();
-            adam.step(&grads);
-            by_position += started.elapsed();
-        }
-        let params = parameters();
-        let mut dense_adam = Adam::new(&params, config, threads);
+        let by_position = [Optimizer::Adam, Optimizer::LazyAdam].map(|optimizer| {
+            let params = parameters(rows);
+            let mut adam = Adam::new(&params, config, optimizer, threads);
+            let mut time = Duration::ZERO;
+            for (ids, d_inputs) in &inputs {
+                other_work(&mut buffer, d_inputs);
+                let grads = gradients(Gradient::ByPosition(PositionGradients {
+                    ids: ids.shallow_clone(),
+                    d_inputs: d_inputs.shallow_clone(),
+                }));
+                let started = Instant::now();
+                adam.step(&grads);
+                time += started.elapsed();
+            }
+            time
+        });
+        let params = parameters(rows);
+        let mut dense_adam = Adam::new(&params, config, Optimizer::Adam, threads);
         let (mut summing, mut dense) = (Duration::ZERO, Duration::ZERO);
         for (ids, d_inputs) in &inputs {
             other_work(&mut buffer, d_inputs);
@@ -119,7 +123,7 @@ fn main() {
                 ids: ids.shallow_clone(),
                 d_inputs: d_inputs.shallow_clone(),
             })
-            .to_dense(ROWS);
+            .to_dense(rows);
             summing += started.elapsed();
             let grads = gradients(Gradient::Dense(summed));
             let started = Instant::now();
@@ -128,8 +132,9 @@ fn main() {
         }
         let per_step = |d: Duration| d.as_secs_f64() * 1e3 / steps as f64;
         println!(
-            "run {run}: by position {:.3} ms a step; summed first {:.3} ms + dense {:.3} ms a step",
-            per_step(by_position),
+            "run {run}: by position {:.3} ms a step, lazy-adam {:.3} ms; summed first {:.3} ms + dense {:.3} ms a step",
+            per_step(by_position[0]),
+            per_step(by_position[1]),
             per_step(summing),
             per_step(dense)
         );

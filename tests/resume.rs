@@ -100,6 +100,39 @@ fn a_run_stopped_anywhere_and_resumed_has_the_history_of_one_never_stopped() {
     }
 }
 
+#[test]
+fn lazy_adam_resumes_bit_for_bit_and_a_resume_cannot_change_the_optimizer() {
+    let f = fixture();
+    let lazy = ["--optimizer", "lazy-adam"];
+    let whole = f.train("whole-lazy", 3, &lazy);
+    f.train("whole-adam", 3, &[]);
+    assert_ne!(
+        history_of(&f, "whole-lazy"),
+        history_of(&f, "whole-adam"),
+        "lazy-adam is a different optimizer"
+    );
+    let args = f.train_args(
+        "lazy",
+        3,
+        &["--optimizer", "lazy-adam", "--stop-after-steps", "17"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = f.run(&args);
+    assert_eq!(code, Some(130), "{stderr}");
+
+    let (code, _, stderr) = resume(&f, "lazy", &["--optimizer", "adam"]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("--optimizer"), "{stderr}");
+    let (code, stdout, stderr) = resume(&f, "lazy", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(history_of(&f, "lazy"), history_of(&f, "whole-lazy"));
+    assert_eq!(steps_of(&f, "lazy"), steps_of(&f, "whole-lazy"));
+    assert_eq!(
+        printed(&stdout, "Test accuracy: "),
+        printed(&whole, "Test accuracy: ")
+    );
+}
+
 /// Long enough (seconds of training) that the kills below cannot all
 /// miss it.
 const EPOCHS: usize = 600;

@@ -21,7 +21,7 @@ use crate::device::{
     available_threads, DeviceAndThreads, DeviceChoice, GruChoice, PlacementChoice,
 };
 use crate::model::ModelConfig;
-use crate::optim::AdamConfig;
+use crate::optim::{AdamConfig, Optimizer};
 use crate::progress::Verbosity;
 use crate::reports::OutputFormat;
 use crate::run_dir::RunOutputs;
@@ -280,6 +280,12 @@ pub struct FitFlags {
     /// Adam epsilon.
     #[arg(long, default_value_t = defaults::EPSILON)]
     pub epsilon: f64,
+    /// adam: Keras's, every embedding row at every step; lazy-adam:
+    /// TensorFlow Addons' LazyAdam, only the rows the batch looked up (an
+    /// epoch that costs what the data costs at large --max-features; not
+    /// Keras's numbers).
+    #[arg(long, value_enum, default_value_t = Optimizer::Adam)]
+    pub optimizer: Optimizer,
     /// Validate on this last fraction of the training reviews instead of on
     /// the test set, as Keras's validation_split does: of IMDB's in a fixed
     /// shuffled order (its arrays are sorted by label), of --train-file's
@@ -540,6 +546,7 @@ impl TrainFlags {
                 beta_2: fit.beta_2,
                 epsilon: fit.epsilon,
             },
+            optimizer: fit.optimizer,
             validation_split: fit.validation_split,
             callbacks: self.callbacks.config(),
             history_every_steps: fit.history_every_steps.map(|n| n as usize),

@@ -182,6 +182,7 @@ impl FitFlags {
         r.fixed("beta_1", &adam.beta_1, &self.beta_1);
         r.fixed("beta_2", &adam.beta_2, &self.beta_2);
         r.fixed("epsilon", &adam.epsilon, &self.epsilon);
+        r.fixed("optimizer", &train.optimizer, &self.optimizer);
         r.fixed(
             "validation_split",
             &train.validation_split,

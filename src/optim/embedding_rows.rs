@@ -32,10 +32,15 @@
 //! epoch the first time, 0.20-0.22 against 0.17-0.22 s the last): it keeps
 //! every step's arithmetic and trades the streaming order for rows
 //! scattered over the table (`docs/cpu.md`).
+//!
+//! Under `lazy-adam` the same pass skips the runs outside the batch: it
+//! visits only the batch's distinct rows (at most B·T of them, 3,200 at
+//! batch 32), so its cost follows the batch, not the table.
 use crate::gru_cuda::AdamConstants;
 use crate::pool::run_parallel;
 
 use super::dense::{update_element, PARALLEL_MIN};
+use super::Optimizer;
 
 /// The embedding's parameter and moments, `[N, D]` each, row-major.
 pub(super) struct Table<'a> {
@@ -53,14 +58,21 @@ pub(super) struct ByPosition<'a> {
     pub d_inputs: &'a [f32],
 }
 
-/// Adam's update of the whole table with the gradient `gradient`, on
-/// `threads` threads; `groups` is scratch kept between steps.
+/// How a step updates the table.
+pub(super) struct TableStep {
+    /// Every row (`adam`), or only the batch's (`lazy-adam`).
+    pub optimizer: Optimizer,
+    pub constants: AdamConstants,
+    pub threads: usize,
+}
+
+/// Adam's update of the table (its rows that `step.optimizer` moves) with
+/// the gradient `gradient`; `groups` is scratch kept between steps.
 pub(super) fn update_table(
     table: Table,
     gradient: ByPosition,
     groups: &mut RowGroups,
-    c: AdamConstants,
-    threads: usize,
+    step: TableStep,
 ) {
     let d = table.d;
     if d == 0 {
@@ -73,24 +85,38 @@ pub(super) fn update_table(
         "Adam: an embedding gradient needs one row of {d} per position"
     );
     groups.group(gradient.ids, rows);
-    let threads = if table.p.len() < PARALLEL_MIN {
+    let TableStep {
+        optimizer,
+        constants: c,
+        threads,
+    } = step;
+    let moved = match optimizer {
+        Optimizer::Adam => rows,
+        Optimizer::LazyAdam => groups.rows.len(),
+    };
+    let threads = if moved * d < PARALLEL_MIN {
         1
     } else {
-        threads.clamp(1, rows)
+        threads.clamp(1, moved)
     };
     let mut shares = Vec::with_capacity(threads);
     let mut rest = table;
     let mut first = 0;
-    let work = groups.work_before(rows);
+    let work = groups.work_before(rows, optimizer);
     for k in 0..threads {
-        let end = groups.rows_for_work(work * (k + 1) / threads, rows);
+        let end = groups.rows_for_work(work * (k + 1) / threads, rows, optimizer);
         let (share, tail) = rest.split_at_row(end - first);
         let batch = groups.between(first, end);
         shares.push((first, share, batch));
         (rest, first) = (tail, end);
     }
     run_parallel(shares, |(first, share, batch)| {
-        update_share(share, first, batch, gradient.d_inputs, c)
+        let rows = ShareRows {
+            first,
+            batch,
+            optimizer,
+        };
+        update_share(share, rows, gradient.d_inputs, c)
     });
 }
 
@@ -117,41 +143,45 @@ impl<'a> Table<'a> {
 /// The batch's rows in a share: `(row, positions)`, rows ascending.
 type BatchRows<'a> = Vec<(usize, &'a [u32])>;
 
-fn update_share(share: Table, first: usize, batch: BatchRows, d_inputs: &[f32], c: AdamConstants) {
+/// Which rows of a share to update.
+struct ShareRows<'a> {
+    /// The table's row that is the share's first.
+    first: usize,
+    batch: BatchRows<'a>,
+    /// Under `adam` the rows outside the batch too.
+    optimizer: Optimizer,
+}
+
+fn update_share(share: Table, rows: ShareRows, d_inputs: &[f32], c: AdamConstants) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F, checked just above.
-        return unsafe { update_share_avx512(share, first, batch, d_inputs, c) };
+        return unsafe { update_share_avx512(share, rows, d_inputs, c) };
     }
-    update_share_portable(share, first, batch, d_inputs, c)
+    update_share_portable(share, rows, d_inputs, c)
 }
 
 /// The same loop compiled for AVX-512 (as `dense::update_slice_avx512`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn update_share_avx512(
-    share: Table,
-    first: usize,
-    batch: BatchRows,
-    d_inputs: &[f32],
-    c: AdamConstants,
-) {
-    update_share_portable(share, first, batch, d_inputs, c)
+unsafe fn update_share_avx512(share: Table, rows: ShareRows, d_inputs: &[f32], c: AdamConstants) {
+    update_share_portable(share, rows, d_inputs, c)
 }
 
-/// The rows of `share` (the first is row `first` of the table): runs
-/// outside the batch with a zero gradient, the batch's rows with their
-/// positions' sum.
+/// The rows of `share`: the batch's rows with their positions' sum and,
+/// under `adam`, the runs outside the batch with a zero gradient.
 #[inline(always)]
-fn update_share_portable(
-    share: Table,
-    first: usize,
-    batch: BatchRows,
-    d_inputs: &[f32],
-    c: AdamConstants,
-) {
+fn update_share_portable(share: Table, rows: ShareRows, d_inputs: &[f32], c: AdamConstants) {
     let Table { p, m, v, d } = share;
+    let ShareRows {
+        first,
+        batch,
+        optimizer,
+    } = rows;
     let zero_gradient = |from: usize, to: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        if optimizer == Optimizer::LazyAdam {
+            return;
+        }
         let range = from * d..to * d;
         let (p, m, v) = (&mut p[range.clone()], &mut m[range.clone()], &mut v[range]);
         for ((p, m), v) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
@@ -247,21 +277,26 @@ impl RowGroups {
     }
 
     /// The work of updating rows `0..end`, in units where a row costs 5
-    /// and each position of the batch 3 more. Measured in training on the
-    /// 2-core Zen 5: 100-120 cycles a row, 70-80 for a position's share of
-    /// a row's gradient sum. Frequent words have the low ids, so equal rows
-    /// per thread gave the first thread 60% of the work.
-    fn work_before(&self, end: usize) -> usize {
+    /// and each position of the batch 3 more; under `lazy-adam` only the
+    /// batch's rows count. Measured in training on the 2-core Zen 5:
+    /// 100-120 cycles a row, 70-80 for a position's share of a row's
+    /// gradient sum. Frequent words have the low ids, so equal rows per
+    /// thread gave the first thread 60% of the work.
+    fn work_before(&self, end: usize, optimizer: Optimizer) -> usize {
         let grouped = self.rows.partition_point(|&r| (r as usize) < end);
-        5 * end + 3 * self.starts.get(grouped).map_or(0, |&s| s as usize)
+        let moved = match optimizer {
+            Optimizer::Adam => end,
+            Optimizer::LazyAdam => grouped,
+        };
+        5 * moved + 3 * self.starts.get(grouped).map_or(0, |&s| s as usize)
     }
 
     /// The first `end <= rows` with `work_before(end) >= work`.
-    fn rows_for_work(&self, work: usize, rows: usize) -> usize {
+    fn rows_for_work(&self, work: usize, rows: usize, optimizer: Optimizer) -> usize {
         let (mut below, mut end) = (0, rows);
         while below < end {
             let middle = (below + end) / 2;
-            if self.work_before(middle) < work {
+            if self.work_before(middle, optimizer) < work {
                 below = middle + 1;
             } else {
                 end = middle;
@@ -295,16 +330,33 @@ mod tests {
         let ids: Vec<i64> = (0..3000).map(|k| (k * 7 % 100) as i64).collect();
         let mut groups = RowGroups::default();
         groups.group(&ids, rows);
-        let total = groups.work_before(rows);
+        let adam = Optimizer::Adam;
+        let total = groups.work_before(rows, adam);
         assert_eq!(total, 5 * rows + 3 * ids.len());
-        let end = groups.rows_for_work(total / 2, rows);
-        assert!(groups.work_before(end) >= total / 2);
-        assert!(groups.work_before(end - 1) < total / 2);
+        let end = groups.rows_for_work(total / 2, rows, adam);
+        assert!(groups.work_before(end, adam) >= total / 2);
+        assert!(groups.work_before(end - 1, adam) < total / 2);
         // Equal rows would give the first thread 11,500 of the 14,000.
-        assert_eq!(groups.work_before(rows / 2), 11_500);
+        assert_eq!(groups.work_before(rows / 2, adam), 11_500);
         assert!(end < 100, "split at row {end}");
         let positions: usize = groups.between(0, end).iter().map(|(_, p)| p.len()).sum();
         let rest: usize = groups.between(end, rows).iter().map(|(_, p)| p.len()).sum();
         assert_eq!(positions + rest, ids.len());
+    }
+
+    #[test]
+    fn under_lazy_adam_only_the_batchs_rows_are_work() {
+        let rows = 80_000;
+        // 100 distinct rows, each at 30 positions, spread over the table.
+        let ids: Vec<i64> = (0..3000).map(|k| (k % 100 * 800) as i64).collect();
+        let mut groups = RowGroups::default();
+        groups.group(&ids, rows);
+        let lazy = Optimizer::LazyAdam;
+        let total = groups.work_before(rows, lazy);
+        assert_eq!(total, 5 * 100 + 3 * ids.len());
+        // Half the work is half the batch's rows, wherever they lie.
+        let end = groups.rows_for_work(total / 2, rows, lazy);
+        assert_eq!(groups.between(0, end).len(), 50);
+        assert_eq!(groups.between(end, rows).len(), 50);
     }
 }

@@ -4,7 +4,7 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::model::config::at_least_one;
-use crate::optim::AdamConfig;
+use crate::optim::{AdamConfig, Optimizer};
 use crate::run_dir::EpochRecord;
 
 /// How to fit.
@@ -16,6 +16,10 @@ pub struct TrainConfig {
     /// `validation_batch_size`; results do not depend on it).
     pub validation_batch_size: usize,
     pub adam: AdamConfig,
+    /// Which embedding rows Adam moves. Runs from before the choice used
+    /// Keras's Adam.
+    #[serde(default)]
+    pub optimizer: Optimizer,
     /// Keras's `validation_split`: validate on this last fraction of the
     /// training data instead of on the test set.
     pub validation_split: Option<f64>,

@@ -171,7 +171,7 @@ mod tests {
     use std::path::PathBuf;
 
     use crate::data::memory::IMDB_REVIEWS;
-    use crate::optim::AdamConfig;
+    use crate::optim::{AdamConfig, Optimizer};
     use crate::train::CallbackConfig;
 
     const GIB: f64 = (1u64 << 30) as f64;
@@ -206,6 +206,7 @@ mod tests {
                 beta_2: defaults::BETA_2,
                 epsilon: defaults::EPSILON,
             },
+            optimizer: Optimizer::Adam,
             validation_split: None,
             callbacks: CallbackConfig::default(),
             history_every_steps: None,

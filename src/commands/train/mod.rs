@@ -138,7 +138,12 @@ impl<'a> Session<'a> {
         let vs = nn::VarStore::new(placement.device);
         let model = SentimentModel::new(&vs.root(), plan.model, placement.gru, placement.threads)?;
         placement.share_threads();
-        let optimizer = Adam::new(&model.parameters(), settings.train.adam, placement.threads);
+        let optimizer = Adam::new(
+            &model.parameters(),
+            settings.train.adam,
+            settings.train.optimizer,
+            placement.threads,
+        );
         let inputs = folder.inputs(&data.data_sha256)?;
         let mut session = Session {
             settings,
