@@ -6,6 +6,8 @@ use crate::gru_cuda::AdamConstants;
 use crate::model::tensor_slice::{as_mut_slice, as_slice};
 use crate::pool::run_parallel;
 
+use super::denormals::FlushDenormals;
+
 /// Below this many elements a second thread costs more than it saves.
 pub(super) const PARALLEL_MIN: usize = 1 << 16;
 
@@ -85,6 +87,7 @@ pub(super) unsafe fn update_cpu(
         }
     }
     run_parallel(shares, |share| {
+        let _flush = FlushDenormals::new();
         for part in share {
             update_slice(part.p, part.m, part.v, part.g, c);
         }

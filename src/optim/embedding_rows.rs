@@ -39,6 +39,7 @@
 use crate::gru_cuda::AdamConstants;
 use crate::pool::run_parallel;
 
+use super::denormals::FlushDenormals;
 use super::dense::{update_element, PARALLEL_MIN};
 use super::Optimizer;
 
@@ -153,6 +154,7 @@ struct ShareRows<'a> {
 }
 
 fn update_share(share: Table, rows: ShareRows, d_inputs: &[f32], c: AdamConstants) {
+    let _flush = FlushDenormals::new();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F, checked just above.

@@ -34,6 +34,7 @@
 //! Elsewhere (the CUDA kernel's path, libtorch's GRUs) they are gathered
 //! with their moments and gradient, updated as one more dense parameter (on
 //! a GPU by the same launch of our kernel as the others) and scattered back.
+mod denormals;
 mod dense;
 mod embedding_rows;
 
