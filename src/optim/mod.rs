@@ -505,12 +505,7 @@ mod tests {
                 .iter()
                 .map(|&shape| Tensor::randn(shape, (Kind::Float, Device::Cpu))),
         );
-        let config = AdamConfig {
-            learning_rate: 0.01,
-            beta_1: defaults::BETA_1,
-            beta_2: defaults::BETA_2,
-            epsilon: defaults::EPSILON,
-        };
+        let config = test_config();
         let (by_rows, dense) = (start.map(Tensor::copy), start.map(Tensor::copy));
         let mut by_position_adam = Adam::new(&by_rows, config, Optimizer::Adam, 2);
         let mut dense_adam = Adam::new(&dense, config, Optimizer::Adam, 2);
@@ -544,12 +539,33 @@ mod tests {
                 std::iter::once(summed).chain(rest()),
             ));
         }
-        let (a, b) = (by_position_adam.state(), dense_adam.state());
-        for (k, name) in Parameters::<Tensor>::NAMES.iter().enumerate() {
+        assert_same_bits(
+            &(by_rows, by_position_adam.state()),
+            &(dense, dense_adam.state()),
+            0,
+        );
+    }
+
+    /// Two runs' parameters and moments have the same bits, but for the
+    /// first `skip` parameters.
+    fn assert_same_bits(
+        (a, a_state): &(Parameters<Tensor>, AdamState),
+        (b, b_state): &(Parameters<Tensor>, AdamState),
+        skip: usize,
+    ) {
+        for (k, name) in Parameters::<Tensor>::NAMES.iter().enumerate().skip(skip) {
             let nth = |p: &Parameters<Tensor>| p.iter().nth(k).unwrap().shallow_clone();
-            assert_eq!(bits(&nth(&by_rows)), bits(&nth(&dense)), "{name}");
-            assert_eq!(bits(&nth(&a.m)), bits(&nth(&b.m)), "m of {name}");
-            assert_eq!(bits(&nth(&a.v)), bits(&nth(&b.v)), "v of {name}");
+            assert_eq!(bits(&nth(a)), bits(&nth(b)), "{name}");
+            assert_eq!(
+                bits(&nth(&a_state.m)),
+                bits(&nth(&b_state.m)),
+                "m of {name}"
+            );
+            assert_eq!(
+                bits(&nth(&a_state.v)),
+                bits(&nth(&b_state.v)),
+                "v of {name}"
+            );
         }
     }
 
@@ -578,23 +594,80 @@ mod tests {
         }
     }
 
+    /// A test's settings: Keras's betas and epsilon, a large step.
+    fn test_config() -> AdamConfig {
+        AdamConfig {
+            learning_rate: 0.01,
+            beta_1: defaults::BETA_1,
+            beta_2: defaults::BETA_2,
+            epsilon: defaults::EPSILON,
+        }
+    }
+
+    /// A step's embedding ids `[B, T]`, their gradients `[B, T, D]` and
+    /// the dense parameters' gradients.
+    type TestStep = (Tensor, Tensor, Vec<Tensor>);
+
+    /// Parameters of the model's shapes around a `[n, d]` table, and
+    /// batches of `[b, t]` ids: rows 0-7 at steps 0, 3 and 6 (untouched
+    /// between), the last 11 once, rows n-20..n-11 never; rows repeat
+    /// within a batch.
+    fn lazy_adam_problem(n: i64, d: i64, b: i64, t: i64) -> (Parameters<Tensor>, Vec<TestStep>) {
+        let randn = |shape: &[i64]| Tensor::randn(shape, (Kind::Float, Device::Cpu));
+        let shapes: [&[i64]; 6] = [&[n, d], &[d, 6], &[2, 6], &[2, 6], &[2, 1], &[1]];
+        let start = Parameters::from_ordered(shapes.iter().map(|&shape| randn(shape)));
+        let ranges = [
+            (0, 8),
+            (n - 11, n),
+            (0, n - 20),
+            (0, 8),
+            (0, n - 20),
+            (n / 2, n - 20),
+            (0, 8),
+        ];
+        let steps = ranges
+            .iter()
+            .map(|&(low, high)| {
+                let ids = Tensor::randint_low(low, high, [b, t], (Kind::Int64, Device::Cpu));
+                let others = shapes[1..].iter().map(|&s| randn(s)).collect();
+                (ids, randn(&[b, t, d]) * 1e-2, others)
+            })
+            .collect();
+        (start, steps)
+    }
+
+    /// The embedding's gradient by position, as the CPU kernel gives it.
+    fn by_position(ids: &Tensor, d_inputs: &Tensor, _rows: i64) -> Gradient {
+        Gradient::ByPosition(PositionGradients {
+            ids: ids.shallow_clone(),
+            d_inputs: d_inputs.shallow_clone(),
+        })
+    }
+
+    /// The embedding's gradient summed into rows in position order, in the
+    /// gradient's precision, as the CUDA kernel's path gives it.
+    fn by_rows(ids: &Tensor, d_inputs: &Tensor, rows: i64) -> Gradient {
+        let sums = match d_inputs.kind() {
+            Kind::Float => summed_by_row(ids, d_inputs, rows),
+            _ => by_position(ids, d_inputs, rows).to_dense(rows),
+        };
+        Gradient::Rows(RowGradients {
+            ids: ids.shallow_clone(),
+            sums,
+        })
+    }
+
     /// One optimiser's run over `steps` from `start`, the embedding's
     /// gradient handed over as `embedding` makes it.
     fn run_steps(
         start: &Parameters<Tensor>,
         optimizer: Optimizer,
-        steps: &[(Tensor, Tensor, Vec<Tensor>)],
-        embedding: impl Fn(&Tensor, &Tensor, i64) -> Gradient,
+        steps: &[TestStep],
+        embedding: fn(&Tensor, &Tensor, i64) -> Gradient,
     ) -> (Parameters<Tensor>, AdamState) {
-        let config = AdamConfig {
-            learning_rate: 0.01,
-            beta_1: defaults::BETA_1,
-            beta_2: defaults::BETA_2,
-            epsilon: defaults::EPSILON,
-        };
         let params = start.map(Tensor::copy);
         let rows = start.embeddings.size()[0];
-        let mut adam = Adam::new(&params, config, optimizer, 2);
+        let mut adam = Adam::new(&params, test_config(), optimizer, 2);
         for (ids, d_inputs, others) in steps {
             let kind = start.embeddings.kind();
             let rest = others.iter().map(|g| Gradient::Dense(g.to_kind(kind)));
@@ -607,131 +680,61 @@ mod tests {
         (params, state)
     }
 
+    /// The largest difference between the embeddings `got` and `expected`.
+    fn deviation(got: &Tensor, expected: &[f64]) -> f64 {
+        Vec::<f64>::try_from(got.to_kind(Kind::Double).reshape([-1]))
+            .unwrap()
+            .iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    }
+
     #[test]
     fn lazy_adam_moves_only_the_looked_up_rows_as_lazy_adams_formula_says() {
-        let to_f64 =
-            |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).reshape([-1])).unwrap();
         // The second table's batches look up more than PARALLEL_MIN
         // elements' rows: the pass over them takes both threads.
         for (n, d, b, t) in [(50i64, 5i64, 2i64, 3i64), (4001, 24, 4, 2000)] {
             tch::manual_seed(n);
-            let shapes: [&[i64]; 6] = [&[n, d], &[d, 6], &[2, 6], &[2, 6], &[2, 1], &[1]];
-            let start = Parameters::from_ordered(
-                shapes
-                    .iter()
-                    .map(|&shape| Tensor::randn(shape, (Kind::Float, Device::Cpu))),
-            );
-            // Rows 0-7 at steps 0, 3 and 6 (untouched between), the last
-            // 11 once, rows n-20..n-11 never; rows repeat within a batch.
-            let ranges = [
-                (0, 8),
-                (n - 11, n),
-                (0, n - 20),
-                (0, 8),
-                (0, n - 20),
-                (n / 2, n - 20),
-                (0, 8),
-            ];
-            let steps: Vec<(Tensor, Tensor, Vec<Tensor>)> = ranges
-                .iter()
-                .map(|&(low, high)| {
-                    let ids = Tensor::randint_low(low, high, [b, t], (Kind::Int64, Device::Cpu));
-                    let d_inputs = Tensor::randn([b, t, d], (Kind::Float, Device::Cpu)) * 1e-2;
-                    let others = shapes[1..]
-                        .iter()
-                        .map(|&s| Tensor::randn(s, (Kind::Float, Device::Cpu)))
-                        .collect();
-                    (ids, d_inputs, others)
-                })
-                .collect();
-            let by_position = |ids: &Tensor, d_inputs: &Tensor, _| {
-                Gradient::ByPosition(PositionGradients {
-                    ids: ids.shallow_clone(),
-                    d_inputs: d_inputs.shallow_clone(),
-                })
-            };
-            // Summed in position order, in the gradient's precision.
-            let summed = |ids: &Tensor, d_inputs: &Tensor, rows| {
-                let sums = match d_inputs.kind() {
-                    Kind::Float => summed_by_row(ids, d_inputs, rows),
-                    _ => by_position(ids, d_inputs, rows).to_dense(rows),
-                };
-                Gradient::Rows(RowGradients {
-                    ids: ids.shallow_clone(),
-                    sums,
-                })
-            };
-            let (lazy, lazy_state) = run_steps(&start, Optimizer::LazyAdam, &steps, by_position);
+            let (start, steps) = lazy_adam_problem(n, d, b, t);
+            let lazy = run_steps(&start, Optimizer::LazyAdam, &steps, by_position);
             // In place by position, and gathered from summed rows: the same bits.
-            let (gathered, gathered_state) = run_steps(&start, Optimizer::LazyAdam, &steps, summed);
-            for (k, name) in Parameters::<Tensor>::NAMES.iter().enumerate() {
-                let nth = |p: &Parameters<Tensor>| p.iter().nth(k).unwrap().shallow_clone();
-                assert_eq!(bits(&nth(&lazy)), bits(&nth(&gathered)), "{name}");
-                assert_eq!(
-                    bits(&nth(&lazy_state.m)),
-                    bits(&nth(&gathered_state.m)),
-                    "m of {name}"
-                );
-                assert_eq!(
-                    bits(&nth(&lazy_state.v)),
-                    bits(&nth(&gathered_state.v)),
-                    "v of {name}"
-                );
-            }
+            let gathered = run_steps(&start, Optimizer::LazyAdam, &steps, by_rows);
+            assert_same_bits(&lazy, &gathered, 0);
             // The dense parameters as adam moves them.
-            let (adam, _) = run_steps(&start, Optimizer::Adam, &steps, by_position);
-            for (k, name) in Parameters::<Tensor>::NAMES.iter().enumerate().skip(1) {
-                let nth = |p: &Parameters<Tensor>| p.iter().nth(k).unwrap().shallow_clone();
-                assert_eq!(bits(&nth(&lazy)), bits(&nth(&adam)), "{name}");
-            }
+            let adam = run_steps(&start, Optimizer::Adam, &steps, by_position);
+            assert_same_bits(&lazy, &adam, 1);
             // Rows never looked up keep their bits and zero moments.
-            let never = |t: &Tensor| t.narrow(0, n - 20, 9);
-            assert_eq!(
-                bits(&never(&lazy.embeddings)),
-                bits(&never(&start.embeddings))
-            );
-            assert!(bits(&never(&lazy_state.m.embeddings))
-                .iter()
-                .all(|&x| x == 0));
-            assert!(bits(&never(&lazy_state.v.embeddings))
-                .iter()
-                .all(|&x| x == 0));
+            let (lazy, lazy_state) = lazy;
+            let never = |t: &Tensor| bits(&t.narrow(0, n - 20, 9));
+            assert_eq!(never(&lazy.embeddings), never(&start.embeddings));
+            assert!(never(&lazy_state.m.embeddings).iter().all(|&x| x == 0));
+            assert!(never(&lazy_state.v.embeddings).iter().all(|&x| x == 0));
             // The formula in f64, against f32 and against libtorch's ops on
-            // f64 tensors (the path of a GPU's gathered rows), whose step
-            // size is the f32 one of every path (a relative 6e-8).
-            let config = AdamConfig {
-                learning_rate: 0.01,
-                beta_1: defaults::BETA_1,
-                beta_2: defaults::BETA_2,
-                epsilon: defaults::EPSILON,
-            };
+            // f64 tensors (the path of a GPU's gathered rows, from summed
+            // rows or from positions summed into the distinct rows), whose
+            // step size is the f32 one of every path (a relative 6e-8).
             let reference_steps: Vec<(Vec<i64>, Vec<f64>)> = steps
                 .iter()
                 .map(|(ids, d_inputs, _)| {
-                    (
-                        Vec::<i64>::try_from(ids.reshape([-1])).unwrap(),
-                        to_f64(d_inputs),
-                    )
+                    let d_inputs = d_inputs.to_kind(Kind::Double).reshape([-1]);
+                    let ids = Vec::<i64>::try_from(ids.reshape([-1])).unwrap();
+                    (ids, Vec::<f64>::try_from(d_inputs).unwrap())
                 })
                 .collect();
-            let mut expected = to_f64(&start.embeddings);
-            lazy_adam_table(&mut expected, d as usize, &reference_steps, config);
+            let mut expected =
+                Vec::<f64>::try_from(start.embeddings.to_kind(Kind::Double).reshape([-1])).unwrap();
+            lazy_adam_table(&mut expected, d as usize, &reference_steps, test_config());
             let start_f64 = start.map(|t| t.to_kind(Kind::Double));
-            // Gathered from summed rows, and from positions summed into the
-            // distinct rows.
-            let (summed_f64, _) = run_steps(&start_f64, Optimizer::LazyAdam, &steps, summed);
+            let (by_rows_f64, _) = run_steps(&start_f64, Optimizer::LazyAdam, &steps, by_rows);
             let (by_position_f64, _) =
                 run_steps(&start_f64, Optimizer::LazyAdam, &steps, by_position);
             for (got, tolerance) in [
                 (&lazy.embeddings, 1e-6),
-                (&summed_f64.embeddings, 1e-8),
+                (&by_rows_f64.embeddings, 1e-8),
                 (&by_position_f64.embeddings, 1e-8),
             ] {
-                let worst = to_f64(got)
-                    .iter()
-                    .zip(&expected)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f64::max);
+                let worst = deviation(got, &expected);
                 assert!(worst < tolerance, "{n} rows: max deviation {worst}");
             }
         }
