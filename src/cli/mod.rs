@@ -69,6 +69,25 @@ pub enum Command {
     /// Write a self-contained HTML report of a run: curves, test metrics,
     /// calibration, accuracy by length, the most confident mistakes.
     Report(ReportFlags),
+    /// Print a completion script for a shell (see the README to install it).
+    Completions(CompletionsFlags),
+    /// Print a manual page (roff): `gru-imdb man > gru-imdb.1`, or one
+    /// subcommand's, `gru-imdb man predict > gru-imdb-predict.1`.
+    Man(ManFlags),
+}
+
+/// `man [SUBCOMMAND]`.
+#[derive(Args, Debug)]
+pub struct ManFlags {
+    /// The subcommand whose page to print (the command's own if none).
+    pub subcommand: Option<String>,
+}
+
+/// `completions SHELL`.
+#[derive(Args, Debug)]
+pub struct CompletionsFlags {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
 }
 
 /// Where the reviews come from.

@@ -4,5 +4,6 @@ pub mod evaluate;
 pub mod plot;
 pub mod predict;
 pub mod report;
+pub mod shell;
 pub mod summary;
 pub mod train;
