@@ -7,7 +7,9 @@
 //! - `Silent` (`verbose=0`).
 //!
 //! Everything goes to stdout, as Keras prints it; a bar is drawn only when
-//! stdout is a terminal, otherwise `Bar` falls back to `Line`.
+//! stdout is a terminal that can move its cursor (not `TERM=dumb`),
+//! otherwise `Bar` falls back to `Line`. `NO_COLOR` (set and not empty,
+//! no-color.org) draws the bar without colour.
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -21,15 +23,41 @@ pub enum Verbosity {
 }
 
 impl Verbosity {
-    /// Keras's `verbose` number, with the bar turned into lines when stdout
-    /// is not a terminal.
+    /// Keras's `verbose` number, with the bar turned into lines where
+    /// stdout cannot show one.
     pub fn from_keras(verbose: u8) -> Verbosity {
+        let term = std::env::var_os("TERM");
+        let bars = std::io::stdout().is_terminal() && term.is_none_or(|t| t != "dumb");
+        Verbosity::from_keras_with(verbose, bars)
+    }
+
+    /// [`Verbosity::from_keras`] where stdout `bars` or not.
+    fn from_keras_with(verbose: u8, bars: bool) -> Verbosity {
         match verbose {
             0 => Verbosity::Silent,
-            1 if std::io::stdout().is_terminal() => Verbosity::Bar,
+            1 if bars => Verbosity::Bar,
             _ => Verbosity::Line,
         }
     }
+}
+
+/// Whether output may be coloured: not when `no_color` (the `NO_COLOR`
+/// variable) is set to anything but the empty string.
+fn colour_allowed(no_color: Option<&std::ffi::OsStr>) -> bool {
+    no_color.is_none_or(|value| value.is_empty())
+}
+
+/// The bar's template: `pos/len`, padded as Keras pads the step count to
+/// the width of the total, the bar (green on white where `colour`), and
+/// the message.
+fn bar_template(steps: u64, colour: bool) -> String {
+    let width = steps.to_string().len();
+    let bar = if colour {
+        "bar:20.green/white"
+    } else {
+        "bar:20"
+    };
+    format!("{{pos:>{width}}}/{{len}} {{{bar}}} {{msg}}")
 }
 
 /// Per-epoch progress reporter.
@@ -79,9 +107,8 @@ impl EpochProgress {
         }
         let bar = (verbosity == Verbosity::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stdout());
-            // Keras pads the step count to the width of the total.
-            let width = steps.to_string().len();
-            let template = format!("{{pos:>{width}}}/{{len}} {{bar:20.green/white}} {{msg}}");
+            let colour = colour_allowed(std::env::var_os("NO_COLOR").as_deref());
+            let template = bar_template(steps, colour);
             bar.set_style(
                 ProgressStyle::with_template(&template)
                     .expect("the progress template is valid")
@@ -146,6 +173,35 @@ impl EpochProgress {
                 );
                 let _ = std::io::stdout().flush();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn a_bar_is_drawn_only_where_stdout_can_show_one() {
+        assert_eq!(Verbosity::from_keras_with(1, true), Verbosity::Bar);
+        assert_eq!(Verbosity::from_keras_with(1, false), Verbosity::Line);
+        assert_eq!(Verbosity::from_keras_with(2, true), Verbosity::Line);
+        assert_eq!(Verbosity::from_keras_with(0, true), Verbosity::Silent);
+    }
+
+    #[test]
+    fn no_color_set_and_not_empty_draws_the_bar_without_colour() {
+        assert!(colour_allowed(None));
+        assert!(colour_allowed(Some(OsStr::new(""))));
+        assert!(!colour_allowed(Some(OsStr::new("1"))));
+        assert_eq!(
+            bar_template(782, true),
+            "{pos:>3}/{len} {bar:20.green/white} {msg}"
+        );
+        assert_eq!(bar_template(782, false), "{pos:>3}/{len} {bar:20} {msg}");
+        for colour in [true, false] {
+            assert!(ProgressStyle::with_template(&bar_template(9, colour)).is_ok());
         }
     }
 }
