@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{CommandFactory, FromArgMatches};
-use gru_imdb::cli::{train_settings, Cli, Command};
+use clap::{ArgMatches, CommandFactory};
+use gru_imdb::cli::{print_config, train_settings, Cli, Command, TrainFlags};
 use gru_imdb::commands::train::TrainOutcome;
 use gru_imdb::commands::{compare, evaluate, plot, predict, report, shell, summary, train};
 use gru_imdb::data;
@@ -33,15 +33,14 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<TrainOutcome> {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let (cli, matches) = gru_imdb::cli::parse()?;
     let done = |result: Result<()>| result.map(|()| TrainOutcome::Finished);
     match &cli.command {
-        None => train::train_command(&train_settings(&cli.train, &matches)?),
-        Some(Command::Train(flags)) => {
-            let matches = matches.subcommand_matches("train").unwrap_or(&matches);
-            train::train_command(&train_settings(flags, matches)?)
-        }
+        None => train(&cli.train, &matches),
+        Some(Command::Train(flags)) => train(
+            flags,
+            matches.subcommand_matches("train").unwrap_or(&matches),
+        ),
         Some(Command::Data(flags)) => done(data::run_data_command(
             &flags.settings()?,
             flags.texts.files(),
@@ -61,4 +60,15 @@ fn run() -> Result<TrainOutcome> {
             flags.subcommand.as_deref(),
         )),
     }
+}
+
+/// `train`, or with `--print-config` its settings, checked, without
+/// training.
+fn train(flags: &TrainFlags, matches: &ArgMatches) -> Result<TrainOutcome> {
+    let settings = train_settings(flags, matches)?;
+    if flags.print_config {
+        print!("{}", print_config(matches));
+        return Ok(TrainOutcome::Finished);
+    }
+    train::train_command(&settings)
 }

@@ -5,6 +5,7 @@
 //! [FLAGS]` does, so the tutorial's `cargo run --release -- --epochs 5`
 //! keeps working. `--resume RUN` takes the settings of an earlier run
 //! (`resume.rs`).
+mod config_file;
 mod reports;
 mod resume;
 use std::io::{BufRead, IsTerminal};
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 use crate::data::texts::{self, Column, EmptyTexts, Header, TableOptions, TextFiles};
 use crate::data::TokenizerChoice;
@@ -220,6 +221,14 @@ pub struct TrainFlags {
     pub fit: FitFlags,
     #[command(flatten)]
     pub callbacks: CallbackFlags,
+    /// Settings from a file, TOML or JSON: flag names as keys (`units = 32`,
+    /// as --print-config prints them) or a run's config.json. Flags given on
+    /// the command line win.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+    /// Print the resolved settings as a --config file, and exit.
+    #[arg(long, conflicts_with = "resume")]
+    pub print_config: bool,
     /// Go on training an earlier run from its latest checkpoint, with its
     /// settings: --epochs, --validation-batch-size, --data-dir, --device,
     /// --threads and --verbose may change; the model, data and training
@@ -576,6 +585,38 @@ impl TrainFlags {
 /// The settings of a training command: from its flags, or, with
 /// `--resume`, from the run it continues (`matches` tells which flags were
 /// given).
+/// The command line, with a `--config` file's flags laid in front of the
+/// given ones (`config_file.rs`): a flag given twice takes its last value.
+pub fn parse() -> Result<(Cli, clap::ArgMatches)> {
+    use clap::CommandFactory;
+    let command = Cli::command()
+        .args_override_self(true)
+        .mut_subcommand("train", |train| train.args_override_self(true));
+    let mut matches = command.clone().get_matches();
+    let in_train = matches.subcommand_name() == Some("train");
+    let train_matches = matches.subcommand_matches("train").unwrap_or(&matches);
+    if let Some(path) = train_matches.get_one::<PathBuf>("config") {
+        let file_flags = config_file::flags_of_file(path, &train_command())?;
+        let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let at = if in_train { 2 } else { 1 };
+        argv.splice(at..at, file_flags);
+        matches = command.get_matches_from(argv);
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    Ok((cli, matches))
+}
+
+/// The training flags alone, as a command.
+fn train_command() -> clap::Command {
+    TrainFlags::augment_args(clap::Command::new("train"))
+}
+
+/// `--print-config`: the training settings `matches` resolved, as a TOML
+/// file that `--config` reads back.
+pub fn print_config(matches: &clap::ArgMatches) -> String {
+    config_file::print_config(&train_command(), matches)
+}
+
 pub fn train_settings(flags: &TrainFlags, matches: &clap::ArgMatches) -> Result<TrainSettings> {
     match flags.resume {
         Some(_) => resume::resumed_settings(flags, &resume::explicit_flags(matches)),

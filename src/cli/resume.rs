@@ -296,6 +296,8 @@ fn lay_over(flags: &TrainFlags, saved: &RunConfig, r: &mut Resumed) -> Result<Tr
     let mut threads = saved.threads;
     r.may_change("threads", &mut threads, flags.threads.resolve()?);
     let this_command = [
+        "config",
+        "print_config",
         "resume",
         "run_dir",
         "gru_implementation",
