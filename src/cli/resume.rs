@@ -302,6 +302,7 @@ fn lay_over(flags: &TrainFlags, saved: &RunConfig, r: &mut Resumed) -> Result<Tr
         "profile",
         "stop_after_steps",
         "verbose",
+        "no_tensorboard",
     ];
     for id in this_command {
         r.not_recorded(id);
@@ -321,6 +322,7 @@ fn lay_over(flags: &TrainFlags, saved: &RunConfig, r: &mut Resumed) -> Result<Tr
             run_dir: None,
             history: saved.history.clone(),
             resume: flags.resume.clone(),
+            no_tensorboard: flags.no_tensorboard,
         },
         verbosity,
         stop_after_steps: flags.stop_after_steps,
