@@ -177,3 +177,45 @@ fn no_tensorboard_writes_no_logs_and_a_resume_may_turn_them_on() {
     resume("3", &[]);
     check_points(&run, 3);
 }
+
+#[test]
+fn the_learning_rate_is_the_one_each_epoch_trained_with() {
+    let f = fixture();
+    // Patience 1 and an improvement no epoch makes: cuts from the second
+    // epoch's end on.
+    let plateau = [
+        "--reduce-lr-on-plateau",
+        "--reduce-lr-patience",
+        "1",
+        "--reduce-lr-min-delta",
+        "100",
+        "--reduce-lr-factor",
+        "0.5",
+    ];
+    let stdout = f.train("plateau", 4, &plateau);
+    // "Epoch N: ReduceLROnPlateau reducing learning rate to R." sets the
+    // rate of epoch N (from 0) on.
+    let mut rates = [0.01f64; 4];
+    for line in stdout.lines() {
+        let Some((epoch, rate)) = line
+            .strip_prefix("Epoch ")
+            .and_then(|l| l.split_once(": ReduceLROnPlateau reducing learning rate to "))
+        else {
+            continue;
+        };
+        let (epoch, rate): (usize, f64) = (
+            epoch.parse().unwrap(),
+            rate.trim_end_matches('.').parse().unwrap(),
+        );
+        for later in rates.iter_mut().skip(epoch) {
+            *later = rate;
+        }
+    }
+    assert!(rates[3] < rates[0], "the rate was cut: {stdout}");
+    let expected: Vec<(i64, f32)> = rates
+        .iter()
+        .enumerate()
+        .map(|(e, r)| (e as i64, *r as f32))
+        .collect();
+    assert_eq!(split_learning_rate(&f.root.join("plateau")).1, expected);
+}
