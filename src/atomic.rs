@@ -16,11 +16,30 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let tmp = temp_path(path);
-    let result = write_then_rename(path, &tmp, fill);
+    write_through(path, &temp_path(path), fill)
+}
+
+/// Writes `path` atomically as [`write_atomically`] does, through the
+/// temporary name that `write_atomically` gives `temp_for` in the same
+/// folder: for files whose own temporary name a reader would take for a
+/// whole file (TensorBoard reads every name with `tfevents` in it).
+pub fn write_atomically_as(
+    path: &Path,
+    temp_for: &str,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
+    write_through(path, &temp_path(&path.with_file_name(temp_for)), fill)
+}
+
+fn write_through(
+    path: &Path,
+    tmp: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let result = write_then_rename(path, tmp, fill);
     if result.is_err() {
         // Best effort: the temp file may not even exist if creating it failed.
-        let _ = disk::remove_file(&tmp);
+        let _ = disk::remove_file(tmp);
     }
     result
 }

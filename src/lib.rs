@@ -34,5 +34,6 @@ mod reports;
 mod run_config;
 pub mod run_dir;
 mod settings;
+mod tensorboard;
 mod train;
 pub mod trained;

@@ -82,6 +82,11 @@ fn metrics(run: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The run's TensorBoard points, bit for bit.
+fn event_points(run: &Path) -> BTreeMap<(String, String), Vec<(i64, u32)>> {
+    common::tfevents::bits(&common::tfevents::scalars(run))
+}
+
 /// sha256 of every file under `dir` (links by their target), by path.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut files = BTreeMap::new();
@@ -207,6 +212,7 @@ fn a_train_hurt_at_any_file_change_ends_as_one_never_hurt() {
     let base = train_args(&f, "base");
     let points = changes(&f.root, &base);
     let expected = metrics(&f.root.join("base"));
+    let expected_events = event_points(&f.root.join("base"));
     std::fs::write(f.root.join("user.txt"), "mine").unwrap();
     let before = snapshot(&f.root.join("data"));
     let outcomes = Outcomes::default();
@@ -224,6 +230,11 @@ fn a_train_hurt_at_any_file_change_ends_as_one_never_hurt() {
             false => recover(&f, &name, &args, &context, &outcomes),
         }
         assert_eq!(metrics(&f.root.join(&name)), expected, "{context}");
+        assert_eq!(
+            event_points(&f.root.join(&name)),
+            expected_events,
+            "{context}"
+        );
     });
     assert_eq!(
         snapshot(&f.root.join("data")),
@@ -248,6 +259,7 @@ fn a_resume_hurt_at_any_file_change_ends_as_one_never_hurt() {
     let out = run_plain(&f.root, &straight);
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = metrics(&f.root.join("straight"));
+    let expected_events = event_points(&f.root.join("straight"));
     // Stopped in the second epoch (the fixture's epoch is 10 steps).
     let mut stopped = train_args(&f, "stopped");
     stopped.extend(["--stop-after-steps", "15"].map(String::from));
@@ -278,6 +290,11 @@ fn a_resume_hurt_at_any_file_change_ends_as_one_never_hurt() {
             false => recover(&f, &name, &resume(&name), &context, &outcomes),
         }
         assert_eq!(metrics(&f.root.join(&name)), expected, "{context}");
+        assert_eq!(
+            event_points(&f.root.join(&name)),
+            expected_events,
+            "{context}"
+        );
     });
     eprintln!(
         "resume: {} fault points, {walked} cases walked: {}",

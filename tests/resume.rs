@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::runs::{fixture, printed, read_history, Fixture, HistoryRow};
+use common::tfevents::{bits, expected_scalars, scalars, split_learning_rate};
 use common::{names_in, run_cli, sha256_hex};
 
 /// The first five columns (everything but the timings) of each row.
@@ -45,6 +46,21 @@ fn spawn(f: &Fixture, args: &[String]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start gru-imdb")
+}
+
+/// The run's TensorBoard points are those of `whole`, each once, and
+/// hold its CSVs' values bit for bit.
+fn assert_same_event_points(f: &Fixture, run: &str, whole: &str) {
+    let dir = f.root.join(run);
+    assert_eq!(
+        bits(&scalars(&dir)),
+        bits(&scalars(&f.root.join(whole))),
+        "{run}'s event files"
+    );
+    assert_eq!(
+        bits(&split_learning_rate(&dir).0),
+        bits(&expected_scalars(&dir))
+    );
 }
 
 fn results(f: &Fixture, run: &str) -> serde_json::Value {
@@ -92,6 +108,7 @@ fn a_run_stopped_anywhere_and_resumed_has_the_history_of_one_never_stopped() {
             steps_of(&f, "whole"),
             "steps.csv, stopped at {stop}"
         );
+        assert_same_event_points(&f, &run, "whole");
         assert_eq!(
             printed(&stdout, "Test accuracy: "),
             printed(&whole, "Test accuracy: ")
@@ -173,6 +190,7 @@ fn a_run_killed_again_and_again_and_resumed_each_time_ends_as_one_never_killed()
     }
     assert_eq!(history_of(&f, "killed"), history_of(&f, "whole"));
     assert_eq!(steps_of(&f, "killed"), steps_of(&f, "whole"));
+    assert_same_event_points(&f, "killed", "whole");
     let run = f.root.join("killed");
     let left: Vec<String> = all_paths(&run)
         .into_iter()

@@ -380,12 +380,26 @@ fn a_run_killed_before_its_first_epoch_is_claimed_again() {
     std::fs::write(run.join(".gru-imdb-run"), "").unwrap();
     std::fs::write(run.join("config.json"), "{\"half\": true}").unwrap();
     std::fs::write(run.join("config.tmp77.json"), "{").unwrap();
+    // Event files of ours from the first try (none is written before a
+    // checkpoint, but the names are the run's all the same), beside a
+    // user's file.
+    let logs = run.join("logs");
+    std::fs::create_dir_all(logs.join("train")).unwrap();
+    std::fs::create_dir_all(logs.join("validation")).unwrap();
+    let stale = logs.join("train/events.out.tfevents.0000000001.gru-imdb.00000");
+    std::fs::write(&stale, "torn").unwrap();
+    std::fs::write(logs.join("train/events-being-written.tmp5"), "x").unwrap();
+    std::fs::write(logs.join("validation/mine.txt"), "mine").unwrap();
     let (code, _, stderr) = resume(&f, "half", &[]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("start it again with --run-dir"), "{stderr}");
     f.train("half", 1, &[]);
     assert!(!run.join("config.tmp77.json").exists());
     assert_eq!(metrics(&run.join("history.csv")).len(), 2);
+    assert!(!stale.exists() && !logs.join("train/events-being-written.tmp5").exists());
+    assert_eq!(read(&logs.join("validation/mine.txt")), "mine");
+    let (points, _) = common::tfevents::split_learning_rate(&run);
+    assert_eq!(points, common::tfevents::expected_scalars(&run));
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() 
             "config.json",
             "history.csv",
             "history.svg",
+            "logs",
             "model.safetensors",
             "results.json",
             "steps.csv",
@@ -55,6 +56,11 @@ fn tiny_training_run_learns_logs_history_and_reloads_for_predict_and_evaluate() 
         ]
     );
     assert_eq!(names_in(&run.join("checkpoints")), ["000004", "latest"]);
+    assert_eq!(
+        names_in(&run.join("logs")).len(),
+        3,
+        "hparams, train, validation"
+    );
 
     // predict on the test reviews' texts agrees with the evaluation.
     let test_reviews: Vec<(String, bool)> = synthetic_reviews(REVIEWS_PER_FOLDER, ARCHIVE_SEED)

@@ -393,6 +393,7 @@ mod tests {
             "verbose",
             "profile",
             "gru_implementation",
+            "no_tensorboard",
         ];
         covered.extend(NOT_SETTINGS.iter().chain(&outputs).map(|id| id.to_string()));
         // clap adds these two when the command is built.

@@ -258,6 +258,10 @@ pub struct TrainFlags {
     /// History CSV path [default: <run-dir>/history.csv].
     #[arg(long, value_parser = absolute_path)]
     pub history: Option<PathBuf>,
+    /// Write no TensorBoard event files (<run-dir>/logs; may change on
+    /// --resume).
+    #[arg(long)]
+    pub no_tensorboard: bool,
     /// Run folder for config, history, vocabulary and weights
     /// [default: runs/<start time>].
     #[arg(long)]
@@ -547,6 +551,7 @@ impl TryFrom<&TrainFlags> for TrainSettings {
                 run_dir: flags.run_dir.clone(),
                 history: flags.history.clone(),
                 resume: None,
+                no_tensorboard: flags.no_tensorboard,
             },
             verbosity,
             stop_after_steps: flags.stop_after_steps,

@@ -304,6 +304,7 @@ fn lay_over(flags: &TrainFlags, saved: &RunConfig, r: &mut Resumed) -> Result<Tr
         "profile",
         "stop_after_steps",
         "verbose",
+        "no_tensorboard",
     ];
     for id in this_command {
         r.not_recorded(id);
@@ -323,6 +324,7 @@ fn lay_over(flags: &TrainFlags, saved: &RunConfig, r: &mut Resumed) -> Result<Tr
             run_dir: None,
             history: saved.history.clone(),
             resume: flags.resume.clone(),
+            no_tensorboard: flags.no_tensorboard,
         },
         verbosity,
         stop_after_steps: flags.stop_after_steps,

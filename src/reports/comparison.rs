@@ -10,8 +10,8 @@ use crate::run_dir::EpochRecord;
 
 use super::run_record::RunRecord;
 
-/// `{"model": {"units": 64}}` -> `model.units = "64"`, for every leaf.
-fn flatten(value: &Value, prefix: &str, out: &mut BTreeMap<String, String>) {
+/// `{"model": {"units": 64}}` -> `model.units = 64`, for every leaf.
+fn flatten(value: &Value, prefix: &str, out: &mut BTreeMap<String, Value>) {
     match value {
         Value::Object(fields) => {
             for (key, inner) in fields {
@@ -23,20 +23,29 @@ fn flatten(value: &Value, prefix: &str, out: &mut BTreeMap<String, String>) {
                 flatten(inner, &path, out);
             }
         }
-        Value::String(s) => {
-            out.insert(prefix.to_owned(), s.clone());
-        }
-        other => {
-            out.insert(prefix.to_owned(), other.to_string());
+        leaf => {
+            out.insert(prefix.to_owned(), leaf.clone());
         }
     }
 }
 
-/// A config's settings by dotted key, e.g. `model.units` -> `64`.
-pub fn flat_settings(config: &Value) -> BTreeMap<String, String> {
+/// A config's settings by dotted key, as JSON values (numbers stay
+/// numbers: TensorBoard's hparams keep their type).
+pub fn flat_values(config: &Value) -> BTreeMap<String, Value> {
     let mut flat = BTreeMap::new();
     flatten(config, "", &mut flat);
     flat
+}
+
+/// A config's settings by dotted key, e.g. `model.units` -> `64`.
+pub fn flat_settings(config: &Value) -> BTreeMap<String, String> {
+    flat_values(config)
+        .into_iter()
+        .map(|(key, value)| match value {
+            Value::String(s) => (key, s),
+            other => (key, other.to_string()),
+        })
+        .collect()
 }
 
 /// Each config's settings, flattened to dotted keys.

@@ -471,6 +471,7 @@ mod tests {
                 val_loss: 0.55 - 0.05 * epoch as f64,
                 seconds: 10.0,
                 samples_per_second: 2500.0,
+                learning_rate: None,
             })
             .collect()
     }

@@ -71,6 +71,7 @@ pub fn read_epoch_history(path: &Path) -> Result<Vec<EpochRecord>> {
                 val_loss: row[4],
                 seconds: row[5],
                 samples_per_second: row[6],
+                learning_rate: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -125,6 +126,7 @@ mod tests {
             val_loss: 0.45,
             seconds: 12.5,
             samples_per_second: 2000.0,
+            learning_rate: None,
         };
         write_history_file(&path, &[record]).unwrap();
         assert_eq!(read_epoch_history(&path).unwrap(), vec![record]);

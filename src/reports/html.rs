@@ -453,6 +453,7 @@ mod tests {
                 val_loss: 0.7,
                 seconds: 1.0,
                 samples_per_second: 4.0,
+                learning_rate: None,
             }],
             steps: Vec::new(),
         }

@@ -17,6 +17,16 @@
 //!   (the history may go elsewhere with `--history`, then as a file
 //!   rewritten after each checkpoint);
 //! - `history.svg`: the learning curves, redrawn after each checkpoint;
+//! - `logs/` (unless `--no-tensorboard`): TensorBoard's event files, as
+//!   Keras's `TensorBoard` callback lays them out: in `logs/train` and
+//!   `logs/validation` one file per finished epoch,
+//!   `events.out.tfevents.<run start>.gru-imdb.<epoch, 5 digits>`, written
+//!   after its checkpoint is published (and on resume, any the folder
+//!   lacks), never rewritten; in `logs/` the settings as the hparams
+//!   plugin's, `events.out.tfevents.<run start>.gru-imdb.hparams`. They
+//!   are written under the temporary name `events-being-written.tmp<pid>`,
+//!   which holds no `tfevents`, so TensorBoard never reads one half-made
+//!   ([`event_files`]);
 //! - `results.json` ([`RunResults`]): how the run ended;
 //! - `.lock`: held by the process that trains into the folder, so that two
 //!   runs never share one.
@@ -30,6 +40,7 @@
 //! again.
 mod checkpoint;
 mod csv_table;
+mod event_files;
 mod history;
 mod manifest;
 mod records;
@@ -37,6 +48,7 @@ mod results;
 mod steps;
 mod weights;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -102,6 +114,8 @@ pub struct RunOutputs {
     pub history: Option<PathBuf>,
     /// An earlier run's folder to go on training into.
     pub resume: Option<PathBuf>,
+    /// `--no-tensorboard`: no event files in `logs/`.
+    pub no_tensorboard: bool,
 }
 
 impl WeightsChoice {
@@ -329,6 +343,9 @@ impl RunDir {
             let name = name.to_string_lossy();
             remove_temporaries(parent, &[name.as_ref()])?;
         }
+        for dir in event_files::own_log_dirs(&self.dir) {
+            remove_temporaries(&dir, &[event_files::TEMP_STEM])?;
+        }
         self.checkpoints.remove_temporaries()
     }
 
@@ -450,6 +467,19 @@ impl RunDir {
             Some(path) => history::write_history_file(path, rows),
             None => Ok(()),
         }
+    }
+
+    /// Writes the TensorBoard event files that the checkpoint's `history`
+    /// and `steps` have and `logs/` lacks, with `hparams` (the settings by
+    /// dotted name) as the run's session; call it only once a checkpoint
+    /// holding them is published.
+    pub fn write_event_files(
+        &self,
+        hparams: &BTreeMap<String, serde_json::Value>,
+        history: &[EpochRecord],
+        steps: &[StepRecord],
+    ) -> Result<()> {
+        event_files::write_missing(&self.dir, hparams, history, steps)
     }
 
     pub fn save_results(&self, results: &RunResults) -> Result<()> {
@@ -618,14 +648,34 @@ fn reclaim(dir: &Path) -> Result<Claim> {
 }
 
 /// Removes the files a run writes into its folder, and their temporary
-/// names: files and links only, never a folder.
+/// names: files and links only, never a folder but the event files' own
+/// when they are left empty.
 fn remove_own_files(dir: &Path) -> Result<()> {
     remove_temporaries(dir, &WRITTEN_FILES)?;
+    remove_event_files(dir)?;
     for name in WRITTEN_FILES.iter().chain(&LINKS) {
         let path = dir.join(name);
         if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
             disk::remove_file(&path)
                 .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the event files of `logs/` and their temporary names, then the
+/// folders of `logs/` that this leaves empty (a user's file keeps its
+/// folder).
+fn remove_event_files(dir: &Path) -> Result<()> {
+    for logs in event_files::own_log_dirs(dir) {
+        remove_temporaries(&logs, &[event_files::TEMP_STEM])?;
+        for path in event_files::own_files(&logs) {
+            disk::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+        let empty = fs::read_dir(&logs).is_ok_and(|mut entries| entries.next().is_none());
+        if empty {
+            disk::remove_dir(&logs).with_context(|| format!("cannot remove {}", logs.display()))?;
         }
     }
     Ok(())
@@ -693,11 +743,16 @@ pub fn refuse_run_file(path: &Path, flag: &str) -> Result<()> {
     let is_run = folder.join(MARKER_FILE).exists() || folder.join(CONFIG_FILE).exists();
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     // `history.svg` is only drawn from the history: a plot may redraw it.
-    let own = [MARKER_FILE, LOCK_FILE, checkpoint::CHECKPOINTS_DIR]
-        .iter()
-        .chain(&WRITTEN_FILES)
-        .chain(&LINKS)
-        .any(|own| *own == name && *own != HISTORY_PLOT_FILE);
+    let own = [
+        MARKER_FILE,
+        LOCK_FILE,
+        checkpoint::CHECKPOINTS_DIR,
+        event_files::LOGS_DIR,
+    ]
+    .iter()
+    .chain(&WRITTEN_FILES)
+    .chain(&LINKS)
+    .any(|own| *own == name && *own != HISTORY_PLOT_FILE);
     if is_run && own {
         bail!(
             "{flag} {} is one of the run folder's own files; choose another name",

@@ -16,6 +16,11 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training samples per second (training part only).
     pub samples_per_second: f64,
+    /// The learning rate the epoch trained with (absent from runs from
+    /// before it was kept, and from `history.csv`, whose columns are
+    /// Keras's): TensorBoard's `epoch_learning_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
 }
 
 /// Where a fit stands: enough, with the weights and Adam's state, to go on

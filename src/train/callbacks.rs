@@ -106,6 +106,7 @@ mod tests {
             val_loss,
             seconds: 1.0,
             samples_per_second: 1.0,
+            learning_rate: None,
         }
     }
 

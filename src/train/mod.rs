@@ -258,6 +258,7 @@ impl Fit<'_> {
             val_loss: validated.loss,
             seconds: state.epoch_seconds + started.elapsed().as_secs_f64(),
             samples_per_second: self.samples() as f64 / state.epoch_seconds,
+            learning_rate: Some(self.optimizer.learning_rate()),
         };
         progress.finish(&record_metrics(&record));
         if let Some(table) = profile::take_table(record.seconds) {

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod runs;
+pub mod tfevents;
 
 use std::fs::File;
 use std::io::{self, Read, Write};

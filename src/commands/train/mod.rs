@@ -5,6 +5,7 @@ mod memory_estimate;
 mod plan;
 mod training_data;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +16,7 @@ use crate::model::SentimentModel;
 use crate::optim::Adam;
 use crate::profile;
 use crate::progress::Verbosity;
+use crate::reports::comparison::flat_values;
 use crate::reports::live::write_run_plot;
 use crate::reports::model_summary::model_summary;
 use crate::run_config::RunConfig;
@@ -47,6 +49,9 @@ struct Session<'a> {
     state: FitState,
     /// What the checkpoints tie the weights to.
     inputs: RunInputs,
+    /// The settings as TensorBoard's hparams, by dotted name; `None` with
+    /// `--no-tensorboard`.
+    hparams: Option<BTreeMap<String, serde_json::Value>>,
     started: Instant,
 }
 
@@ -145,6 +150,12 @@ impl<'a> Session<'a> {
             placement.threads,
         );
         let inputs = folder.inputs(&data.data_sha256)?;
+        let hparams = match settings.outputs.no_tensorboard {
+            true => None,
+            false => Some(flat_values(&serde_json::to_value(RunConfig::load(
+                &folder,
+            )?)?)),
+        };
         let mut session = Session {
             settings,
             plan,
@@ -154,6 +165,7 @@ impl<'a> Session<'a> {
             optimizer,
             state: FitState::default(),
             inputs,
+            hparams,
             started,
         };
         session.restore_checkpoint(steps_per_epoch)?;
@@ -207,12 +219,19 @@ impl<'a> Session<'a> {
         let adam = read_optimizer(&dir, &info)?;
         self.optimizer.restore(&adam);
         self.state = info.fit;
+        // A kill between a publication and its event files left them out.
+        self.write_event_files()?;
         self.say(format!(
             "Resuming at epoch {}, step {}",
             self.state.epoch + 1,
             self.state.step
         ));
         Ok(())
+    }
+
+    /// The event files of the published checkpoint that `logs/` lacks.
+    fn write_event_files(&self) -> Result<()> {
+        write_event_files(&self.folder, self.hparams.as_ref(), &self.state)
     }
 
     fn fit(&mut self, data: FitData) -> Result<FitEnd> {
@@ -224,6 +243,7 @@ impl<'a> Session<'a> {
             optimizer,
             state,
             inputs,
+            hparams,
             ..
         } = self;
         let callbacks = settings.train.callbacks;
@@ -249,7 +269,8 @@ impl<'a> Session<'a> {
                 best,
                 inputs,
             })?;
-            write_run_plot(folder.dir(), &state.history, &state.steps)
+            write_run_plot(folder.dir(), &state.history, &state.steps)?;
+            write_event_files(folder, hparams.as_ref(), state)
         })
     }
 
@@ -318,5 +339,18 @@ impl<'a> Session<'a> {
             gru_imdb_version: env!("CARGO_PKG_VERSION").to_owned(),
             libtorch_version: env!("GRU_IMDB_LIBTORCH_VERSION").to_owned(),
         })
+    }
+}
+
+/// The event files of the checkpoint `state` was published with, unless
+/// the run writes none (`hparams` is `None`).
+fn write_event_files(
+    folder: &RunDir,
+    hparams: Option<&BTreeMap<String, serde_json::Value>>,
+    state: &FitState,
+) -> Result<()> {
+    match hparams {
+        Some(hparams) => folder.write_event_files(hparams, &state.history, &state.steps),
+        None => Ok(()),
     }
 }
