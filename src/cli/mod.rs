@@ -231,7 +231,7 @@ pub struct TrainFlags {
     pub print_config: bool,
     /// Go on training an earlier run from its latest checkpoint, with its
     /// settings: --epochs, --validation-batch-size, --data-dir, --device,
-    /// --threads and --verbose may change; the model, data and training
+    /// --threads, --verbose and --no-tensorboard may change; the model, data and training
     /// flags, if given, must give the run's own values.
     #[arg(long, value_name = "RUN", conflicts_with = "run_dir")]
     pub resume: Option<PathBuf>,
