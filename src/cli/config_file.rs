@@ -17,7 +17,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, Command, ValueEnum};
+use clap::{ArgAction, ArgMatches, Command};
 use serde_json::Value;
 
 use crate::data::texts::{Column, EmptyTexts, Header};
@@ -115,12 +115,6 @@ fn parse(text: &str, path: &Path) -> Result<BTreeMap<String, FlagValue>> {
         .collect()
 }
 
-/// A `clap::ValueEnum`'s name on the command line.
-fn value_name(value: impl ValueEnum) -> String {
-    let possible = value.to_possible_value();
-    possible.map_or_else(String::new, |p| p.get_name().to_owned())
-}
-
 /// The flags that give the run of `config` its settings.
 fn run_flags(config: &RunConfig) -> BTreeMap<String, FlagValue> {
     let mut flags = BTreeMap::new();
@@ -140,7 +134,7 @@ fn run_flags(config: &RunConfig) -> BTreeMap<String, FlagValue> {
     text("beta_1", train.adam.beta_1.to_string());
     text("beta_2", train.adam.beta_2.to_string());
     text("epsilon", train.adam.epsilon.to_string());
-    text("optimizer", value_name(train.optimizer));
+    text("optimizer", train.optimizer.name().to_owned());
     if let Some(split) = train.validation_split {
         text("validation_split", split.to_string());
     }
@@ -163,7 +157,7 @@ fn callback_flags(config: &RunConfig) -> BTreeMap<String, FlagValue> {
     let callbacks = &config.train.callbacks;
     let mut flags = BTreeMap::new();
     let mut text = |id: &str, value: String| flags.insert(id.to_owned(), FlagValue::Text(value));
-    text("monitor", value_name(callbacks.monitor));
+    text("monitor", callbacks.monitor.name().to_owned());
     text("min_delta", callbacks.min_delta.to_string());
     if let Some(patience) = callbacks.early_stopping_patience {
         text("early_stopping_patience", patience.to_string());
