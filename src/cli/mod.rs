@@ -6,6 +6,7 @@
 //! keeps working. `--resume RUN` takes the settings of an earlier run
 //! (`resume.rs`).
 mod config_file;
+mod export;
 mod reports;
 mod resume;
 use std::io::{BufRead, IsTerminal};
@@ -32,6 +33,7 @@ use crate::settings::{
     EvaluateSettings, PredictSettings, TrainSettings,
 };
 use crate::train::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
+pub use export::ExportFlags;
 pub use reports::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
 
 #[derive(Parser, Debug)]
@@ -70,6 +72,9 @@ pub enum Command {
     /// Write a self-contained HTML report of a run: curves, test metrics,
     /// calibration, accuracy by length, the most confident mistakes.
     Report(ReportFlags),
+    /// Export a trained run's model for another stack: an ONNX graph or a
+    /// Keras 3 .keras file, with tokenizer.json beside it.
+    Export(ExportFlags),
     /// Print a completion script for a shell (see the README to install it).
     Completions(CompletionsFlags),
     /// Print a manual page (roff): `gru-imdb man > gru-imdb.1`, or one

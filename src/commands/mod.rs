@@ -1,6 +1,7 @@
 //! The subcommands, each from its validated settings to its output.
 pub mod compare;
 pub mod evaluate;
+pub mod export;
 pub mod plot;
 pub mod predict;
 pub mod report;

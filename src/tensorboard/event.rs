@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::proto::Message;
+use crate::protobuf::Message;
 
 /// What TensorBoard expects as the first event of a file.
 pub const FILE_VERSION: &str = "brain.Event:2";

@@ -4,11 +4,10 @@
 //! as it shows Keras's.
 //!
 //! An event file is a sequence of TFRecord records (`record`), each one
-//! serialised `Event` (`event`), encoded by hand (`proto`). [`EventFile`]
+//! serialised `Event` (`event`), encoded by hand (`crate::protobuf`). [`EventFile`]
 //! builds one whole file in memory: the run folder writes it atomically,
 //! so a reader never sees a torn record.
 mod event;
-mod proto;
 mod record;
 
 use std::collections::BTreeMap;

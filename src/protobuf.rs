@@ -1,8 +1,8 @@
-//! The few pieces of protocol buffers' wire format that event files need,
-//! written by hand: a varint, a field's key, and the field types of
-//! `Event`, `Summary` and the hparams plugin's messages. A protobuf
-//! compiler at build time would be one more tool to install for a handful
-//! of fields that have not changed in years.
+//! The few pieces of protocol buffers' wire format that TensorBoard's event
+//! files and ONNX models need, written by hand: a varint, a field's key,
+//! and the field types. A protobuf compiler at build time would be one
+//! more tool to install for a handful of fields that have not changed in
+//! years.
 
 /// The wire types used here.
 #[derive(Clone, Copy)]
