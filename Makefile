@@ -14,7 +14,10 @@ train: setup
 
 # fault-injection: tests/fault_injection.rs makes each file-system change
 # fail or abort in turn (src/disk.rs); release builds leave it out.
+# tests/export.rs loads exports with onnx, onnxruntime, tract and Keras
+# (scripts/setup-export-checks puts them in .venv).
 test: setup
+	@scripts/setup-export-checks
 	cargo test --release --features fault-injection
 
 lint: setup

@@ -2,34 +2,13 @@
 //! part (`shared/data` beside the repo; skipped with a note when absent).
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::http::{Reply, Server};
+use common::real_archive;
 use gru_imdb::data::{load_dataset, DataConfig, Dataset};
 
 /// The archive and its pinned sha256 from `SHA256SUMS`, if present.
-fn real_archive() -> Option<(PathBuf, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    let path = dir.join("aclImdb_labeled.tar.gz");
-    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).ok();
-    let sha = sums.as_deref().and_then(|sums| {
-        sums.lines()
-            .find(|l| l.ends_with(" aclImdb_labeled.tar.gz"))
-            .and_then(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-    });
-    match sha {
-        Some(sha) if path.exists() => Some((path, sha)),
-        _ => {
-            eprintln!(
-                "note: {} (or its SHA256SUMS line) is absent; skipping",
-                path.display()
-            );
-            None
-        }
-    }
-}
-
 fn config(data_dir: &Path, url: &str, sha: &str) -> DataConfig {
     DataConfig {
         data_dir: data_dir.to_path_buf(),

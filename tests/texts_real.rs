@@ -3,29 +3,19 @@
 //! and test.csv, and `--train-file`/`--test-file` on them give exactly the
 //! archive path's arrays and vocabulary. Skipped with a note when the
 //! archive or python3 is absent.
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
+
+use common::real_archive;
 
 use gru_imdb::data::texts::{load_texts, EmptyTexts, TableOptions, TextFiles, TextsConfig};
 use gru_imdb::data::{load_dataset, DataConfig, TokenizerChoice};
 
-fn real_archive() -> Option<(PathBuf, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).ok()?;
-    let sha = sums
-        .lines()
-        .find(|l| l.ends_with(" aclImdb_labeled.tar.gz"))?
-        .split_whitespace()
-        .next()?
-        .to_owned();
-    let path = dir.join("aclImdb_labeled.tar.gz");
-    path.exists().then_some((path, sha))
-}
-
 #[test]
 fn the_real_reviews_as_csv_give_the_archive_arrays_bit_for_bit() {
     let Some((archive, sha)) = real_archive() else {
-        eprintln!("note: ../shared/data/aclImdb_labeled.tar.gz is absent; skipping");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

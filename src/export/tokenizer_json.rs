@@ -24,8 +24,9 @@ pub fn tokenizer_json(trained: &TrainedModel) -> Value {
     let config = &trained.config;
     let num_words = config.model.max_features;
     let rule = trained.tokenizer();
-    // The tokens whose ids are below num_words; the others are all OOV_ID.
-    let kept = num_words.saturating_sub(INDEX_FROM);
+    // In rank order (the first has rank 1, id `1 + INDEX_FROM`), the tokens
+    // whose ids are below num_words; the others are all OOV_ID.
+    let kept = num_words.saturating_sub(INDEX_FROM + 1);
     let vocabulary: Vec<&String> = trained.vocab.tokens().iter().take(kept).collect();
     let mut file = json!({
         "format": "gru-imdb tokenizer",

@@ -10,7 +10,7 @@ pub mod tfevents;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -294,4 +294,29 @@ pub fn names_in(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The labelled IMDB archive shared beside the repository
+/// (`../shared/data/aclImdb_labeled.tar.gz`) and its sha256, or `None`
+/// with a note when it is absent (the test then skips).
+pub fn real_archive() -> Option<(PathBuf, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let path = dir.join("aclImdb_labeled.tar.gz");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).ok();
+    let sha = sums.as_deref().and_then(|sums| {
+        sums.lines()
+            .find(|l| l.ends_with(" aclImdb_labeled.tar.gz"))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+    });
+    match sha {
+        Some(sha) if path.exists() => Some((path, sha)),
+        _ => {
+            eprintln!(
+                "note: {} (or its SHA256SUMS line) is absent; skipping",
+                path.display()
+            );
+            None
+        }
+    }
 }
