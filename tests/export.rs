@@ -50,14 +50,17 @@ const AWKWARD: [&str; 12] = [
 fn python() -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let probe = Command::new(&python)
-        .args(["-c", "import onnx, onnxruntime, tract, keras, h5py"])
+        .args([
+            "-c",
+            "import onnx, onnxruntime, tract, keras, h5py, regex, jieba",
+        ])
         .env("KERAS_BACKEND", "torch")
         .output();
     match probe {
         Ok(out) if out.status.success() => python,
         _ => panic!(
-            "{} lacks onnx, onnxruntime, tract or keras: run scripts/setup-export-checks \
-             (make test does)",
+            "{} lacks onnx, onnxruntime, tract, keras, regex or jieba: run \
+             scripts/setup-export-checks (make test does)",
             python.display()
         ),
     }
@@ -156,27 +159,15 @@ fn export(run: &Path, format: &str, output: &Path) {
     assert!(stdout.contains("Wrote"), "{stdout}");
 }
 
-/// Exports `run` both ways into `out`, and has tests/export_check.py
-/// compare the libraries' predictions on the real reviews with predict's.
-fn check_exports_of(run: &Path, texts: &[String], out: &Path) -> Value {
-    std::fs::create_dir_all(out).unwrap();
-    let (onnx, keras) = (out.join("model.onnx"), out.join("model.keras"));
-    export(run, "onnx", &onnx);
-    // The second export keeps the first's tokenizer.json: the same bytes.
-    export(run, "keras", &keras);
-    let mut predicted = predict(run, &texts[..REVIEWS_TO_PREDICT], out);
-    let tokenized: Vec<String> = texts[..REVIEWS_TO_TOKENIZE]
-        .iter()
-        .chain(&texts[REVIEWS_TO_PREDICT..])
-        .cloned()
-        .collect();
-    predicted.truncate(REVIEWS_TO_PREDICT);
-    let cases = json!({
-        "onnx": onnx, "keras": keras, "tokenizer": out.join("tokenizer.json"),
-        "texts": texts[..REVIEWS_TO_PREDICT], "predict": predicted,
-        "tokenize": tokenized, "ids": our_ids(run, &tokenized),
-    });
-    let cases_file = out.join("cases.json");
+/// Has tests/export_check.py compare examples/tokenizer.py's ids of
+/// `texts` with ours, by `tokenizer` (exported from `run`), and, when
+/// `cases` names model files, their predictions with predict's.
+fn run_export_check(run: &Path, tokenizer: &Path, texts: &[String], cases: Value) -> Value {
+    let mut cases = cases;
+    cases["tokenizer"] = json!(tokenizer);
+    cases["tokenize"] = json!(texts);
+    cases["ids"] = json!(our_ids(run, texts));
+    let cases_file = tokenizer.with_file_name("cases.json");
     std::fs::write(&cases_file, cases.to_string()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/export_check.py");
     let checked = Command::new(python())
@@ -192,6 +183,27 @@ fn check_exports_of(run: &Path, texts: &[String], out: &Path) -> Value {
     let report: Value = serde_json::from_slice(&checked.stdout).unwrap();
     eprintln!("{report}");
     report
+}
+
+/// Exports `run` both ways into `out`, and has tests/export_check.py
+/// compare the libraries' predictions on the real reviews with predict's.
+fn check_exports_of(run: &Path, texts: &[String], out: &Path) -> Value {
+    std::fs::create_dir_all(out).unwrap();
+    let (onnx, keras) = (out.join("model.onnx"), out.join("model.keras"));
+    export(run, "onnx", &onnx);
+    // The second export keeps the first's tokenizer.json: the same bytes.
+    export(run, "keras", &keras);
+    let predicted = predict(run, &texts[..REVIEWS_TO_PREDICT], out);
+    let tokenized: Vec<String> = texts[..REVIEWS_TO_TOKENIZE]
+        .iter()
+        .chain(&texts[REVIEWS_TO_PREDICT..])
+        .cloned()
+        .collect();
+    let cases = json!({
+        "onnx": onnx, "keras": keras,
+        "texts": texts[..REVIEWS_TO_PREDICT], "predict": predicted,
+    });
+    run_export_check(run, &out.join("tokenizer.json"), &tokenized, cases)
 }
 
 /// 3 classes of the real reviews by rating: 1-2, 3-4 and 7-8, 9-10.
@@ -267,6 +279,83 @@ fn onnx_keras_and_the_python_tokenizer_give_predicts_answers_on_real_reviews() {
         labels.len() > 1,
         "a 3-class model that says one class: {labels:?}"
     );
+}
+
+/// Chinese (and mixed) reviews, some as people write them online.
+const CHINESE: [&str; 14] = [
+    "这部电影真的太好看了，演员的表演非常出色！",
+    "剧情拖沓，浪费了我两个小时。",
+    "iPhone 15 的拍照效果很棒👍，续航也不错",
+    "价格：￥299，性价比一般般……",
+    "《流浪地球》是我今年看过最好的科幻片",
+    "服务员态度很差，再也不会来了😡",
+    "物流很快，包装完好，五星好评⭐⭐⭐⭐⭐",
+    "这家店的拉面一般，汤头偏咸。",
+    "第一次用这个牌子，感觉还不错～",
+    "東京の寿司はとても美味しかった",
+    "한국어 리뷰도 있습니다",
+    "mixed 中英文 review with 数字 123 和 3.5 分",
+    "「推荐」 給朋友們的禮物，繁體字也可以",
+    "ok啦，就这样吧 hhh",
+];
+
+/// A small run on Chinese reviews cut by `rule`.
+fn chinese_run(dir: &Path, rule: &str) -> PathBuf {
+    let jsonl = dir.join("zh.jsonl");
+    if !jsonl.exists() {
+        let mut file = std::io::BufWriter::new(File::create(&jsonl).unwrap());
+        for (i, text) in CHINESE.iter().cycle().take(8 * CHINESE.len()).enumerate() {
+            let label = ["好评", "差评"][i % 2];
+            writeln!(file, "{}", json!({"text": text, "label": label})).unwrap();
+        }
+    }
+    let run = dir.join(rule);
+    let (code, stdout, stderr) = run_cli(&[
+        "--train-file",
+        jsonl.to_str().unwrap(),
+        "--validation-split",
+        "0.25",
+        "--tokenizer",
+        rule,
+        "--epochs",
+        "1",
+        "--max-features",
+        "120",
+        "--maxlen",
+        "24",
+        "--embedding-dim",
+        "8",
+        "--units",
+        "4",
+        "--seed",
+        "1",
+        "--verbose",
+        "0",
+        "--run-dir",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    run
+}
+
+#[test]
+fn the_python_tokenizer_gives_our_ids_by_every_rule_on_chinese_and_awkward_texts() {
+    python();
+    let tmp = tempfile::tempdir().unwrap();
+    let texts: Vec<String> = CHINESE
+        .iter()
+        .chain(&AWKWARD)
+        .map(|t| t.to_string())
+        .collect();
+    for rule in ["imdb", "unicode", "chars", "jieba"] {
+        let run = chinese_run(tmp.path(), rule);
+        let out = tmp.path().join(format!("{rule}-export"));
+        std::fs::create_dir(&out).unwrap();
+        export(&run, "onnx", &out.join("model.onnx"));
+        let tokenizer = out.join("tokenizer.json");
+        let report = run_export_check(&run, &tokenizer, &texts, json!({}));
+        assert_eq!(report["ids_checked"], texts.len(), "{rule}");
+    }
 }
 
 /// Runs `export` with `args`; returns (exit code, stderr).

@@ -29,7 +29,7 @@ pub use npy::write_npy_i32;
 pub use pad::{pad_sequences, PAD_ID};
 pub use printout::VocabularySummary;
 pub use review_texts::{read_texts, ArchiveTexts, LabeledText};
-pub use tokenize::{Tokenizer, TokenizerChoice};
+pub use tokenize::{CharacterClass, Tokenizer, TokenizerChoice};
 pub use vocab::{Vocabulary, INDEX_FROM, OOV_ID, START_ID};
 
 use cache::CacheKey;

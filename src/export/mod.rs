@@ -23,7 +23,7 @@ use tch::{Device, Kind, Tensor};
 use crate::model::Parameters;
 use crate::trained::TrainedModel;
 
-pub use tokenizer_json::{tokenizer_json, word_character_ranges, TOKENIZER_FILE};
+pub use tokenizer_json::{tokenizer_json, TOKENIZER_FILE};
 
 /// The file formats `gru-imdb export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

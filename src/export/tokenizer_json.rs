@@ -4,13 +4,14 @@
 //! in `docs/tokenizers.md`; `examples/tokenizer.py` follows this file for
 //! the `imdb` rule in plain Python.
 //!
-//! For the `imdb` rule the file also lists the characters a word is made
-//! of (besides `'`): Rust's `char::is_alphanumeric`, as code point ranges,
+//! The file also lists, as code point ranges, the classes of characters
+//! the rule reads (`Tokenizer::character_classes`: for `imdb`, the
+//! characters a word is made of besides `'`, Rust's `char::is_alphanumeric`),
 //! so that another language needs no Unicode tables of its own to agree
 //! with us (Python's `str.isalnum` differs on combining marks, for one).
 use serde_json::{json, Value};
 
-use crate::data::{Tokenizer, INDEX_FROM, OOV_ID, PAD_ID, START_ID};
+use crate::data::{INDEX_FROM, OOV_ID, PAD_ID, START_ID};
 use crate::trained::TrainedModel;
 
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -51,19 +52,18 @@ pub fn tokenizer_json(trained: &TrainedModel) -> Value {
             _ => "softmax: the probability of each class",
         },
     });
-    if rule == Tokenizer::Imdb {
-        file["word_characters"] = json!(word_character_ranges());
+    for class in rule.character_classes() {
+        file[class.name] = json!(code_point_ranges(class.contains));
     }
     file
 }
 
-/// The inclusive code point ranges of the characters that are
-/// alphanumeric to Rust (Unicode's Alphabetic property, or a numeric
-/// general category), in order.
-pub fn word_character_ranges() -> Vec<[u32; 2]> {
+/// The inclusive code point ranges of the characters of a class, in
+/// order.
+fn code_point_ranges(contains: fn(char) -> bool) -> Vec<[u32; 2]> {
     let mut ranges: Vec<[u32; 2]> = Vec::new();
     for c in (0..=char::MAX as u32).filter_map(char::from_u32) {
-        if !c.is_alphanumeric() {
+        if !contains(c) {
             continue;
         }
         let code = c as u32;
@@ -80,8 +80,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn word_character_ranges_are_exactly_the_alphanumeric_characters() {
-        let ranges = word_character_ranges();
+    fn code_point_ranges_are_exactly_the_characters_of_the_class() {
+        let ranges = code_point_ranges(char::is_alphanumeric);
         let inside = |c: char| {
             let code = c as u32;
             let at = ranges.partition_point(|&[_, hi]| hi < code);

@@ -84,6 +84,32 @@ impl Tokenizer {
     }
 
     /// The tokens of `text`, in order.
+    /// The classes of characters the rule reads, by the names
+    /// `tokenizer.json` gives them (`docs/export.md`): what another
+    /// program needs besides Unicode's boundaries and jieba to follow it.
+    pub fn character_classes(self) -> Vec<CharacterClass> {
+        let word = CharacterClass {
+            name: "word_characters",
+            contains: char::is_alphanumeric,
+        };
+        let ideographs = CharacterClass {
+            name: "ideographs",
+            contains: scripts::is_ideograph,
+        };
+        let pictographs = CharacterClass {
+            name: "pictographs",
+            contains: scripts::is_pictograph,
+        };
+        match self {
+            Tokenizer::Imdb => vec![word],
+            Tokenizer::Unicode | Tokenizer::Jieba => vec![word, ideographs, pictographs],
+            Tokenizer::Chars => vec![CharacterClass {
+                name: "white_space",
+                contains: char::is_whitespace,
+            }],
+        }
+    }
+
     pub fn tokenize(self, text: &str) -> Vec<String> {
         let mut tokens = Vec::new();
         self.for_each_token(text, |t| tokens.push(t.to_owned()));
@@ -116,6 +142,15 @@ impl FromStr for Tokenizer {
 }
 
 /// `--tokenizer`: a rule, or `auto`, which looks at the training texts.
+/// A class of characters a rule tells apart: `word_characters`
+/// (alphanumeric, Rust's `char::is_alphanumeric`), `ideographs` and
+/// `pictographs` (the ranges of `docs/tokenizers.md`), `white_space`.
+#[derive(Clone, Copy)]
+pub struct CharacterClass {
+    pub name: &'static str,
+    pub contains: fn(char) -> bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum TokenizerChoice {
