@@ -49,6 +49,15 @@ fn write_then_rename(
     tmp: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_synced(tmp, fill)?;
+    rename_into_place(tmp, path)
+}
+
+/// Writes `tmp` with the bytes that `fill` writes and syncs it.
+fn write_synced(
+    tmp: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
     let file =
         disk::create_file(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -56,10 +65,40 @@ fn write_then_rename(
     let file = disk::before_write(tmp)
         .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    disk::sync_file(&file, tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    disk::sync_file(&file, tmp).with_context(|| format!("cannot write {}", tmp.display()))
+}
+
+fn rename_into_place(tmp: &Path, path: &Path) -> Result<()> {
     disk::rename(tmp, path)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     sync_parent(path)
+}
+
+/// Writes files that must agree: every one whole under its temporary name
+/// and synced first, then each renamed into place in the order given. An
+/// error while writing leaves all of them as they were; only a crash
+/// between two renames publishes the first ones alone (a caller that must
+/// tell makes the later files name what the earlier ones hold, as
+/// `gru-imdb export`'s model names its tokenizer's sha256).
+pub fn write_together(files: &[(&Path, &[u8])]) -> Result<()> {
+    let temps: Vec<PathBuf> = files.iter().map(|(path, _)| temp_path(path)).collect();
+    let published = files
+        .iter()
+        .zip(&temps)
+        .try_for_each(|((_, bytes), tmp)| write_synced(tmp, |out| out.write_all(bytes)))
+        .and_then(|()| {
+            files
+                .iter()
+                .zip(&temps)
+                .try_for_each(|((path, _), tmp)| rename_into_place(tmp, path))
+        });
+    if published.is_err() {
+        for tmp in &temps {
+            // Best effort: those already renamed, or never made, are gone.
+            let _ = disk::remove_file(tmp);
+        }
+    }
+    published
 }
 
 /// `<stem>.tmp<pid>.<ext>` beside `path`: the same folder (so the rename

@@ -1,4 +1,5 @@
-//! Exclusive advisory locks on a file (`flock`), held by an open file:
+//! Advisory locks on a file (`flock`), held by an open file: exclusive for
+//! a writer, shared among readers that must not overlap one:
 //! the kernel releases them when the process ends, however it ends, so a
 //! killed run never leaves a folder locked.
 use std::fs::File;
@@ -55,6 +56,17 @@ impl FileLock {
         match try_lock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
             true => Ok(Some(FileLock { _file: file })),
             false => Ok(None),
+        }
+    }
+
+    /// A shared lock on `path` (created if missing) if no one holds it
+    /// exclusively; other shared holders are welcome.
+    pub fn try_acquire_shared(path: &Path) -> Result<Option<FileLock>> {
+        let file = open(path)?;
+        match flock(&file, libc::LOCK_SH | libc::LOCK_NB) {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
         }
     }
 }

@@ -346,3 +346,73 @@ fn a_data_command_hurt_at_any_file_change_prepares_the_same_arrays() {
     );
     eprintln!("data: {} fault points, {walked} cases walked", points.len());
 }
+
+/// The model file and tokenizer.json in `dir`, as bytes (empty if missing).
+fn export_pair(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap_or_default();
+    (read("model.onnx"), read("tokenizer.json"))
+}
+
+#[test]
+fn an_export_hurt_at_any_file_change_leaves_the_old_files_or_the_new_ones() {
+    let f = fixture();
+    for (run, words) in [("a", "200"), ("b", "150")] {
+        let mut args = train_args(&f, run);
+        args.extend(["--max-features".into(), words.into()]);
+        assert!(run_plain(&f.root, &args).status.success());
+    }
+    let export = |run: &str, out: &Path| -> Vec<String> {
+        let model = out.join("model.onnx");
+        [
+            &f.path(run),
+            "--format",
+            "onnx",
+            "-o",
+            model.to_str().unwrap(),
+            "--force",
+        ]
+        .iter()
+        .fold(vec!["export".to_owned()], |mut args, a| {
+            args.push(a.to_string());
+            args
+        })
+    };
+    // The old pair (run a's) and the new one (run b's), exported unhurt.
+    let (old_dir, new_dir) = (f.root.join("old"), f.root.join("new"));
+    for (dir, run) in [(&old_dir, "a"), (&new_dir, "b")] {
+        std::fs::create_dir(dir).unwrap();
+        assert!(run_plain(&f.root, &export(run, dir)).status.success());
+    }
+    let (old, new) = (export_pair(&old_dir), export_pair(&new_dir));
+    let run_b = snapshot(&f.root.join("b"));
+    let points = changes(&f.root, &export("b", &new_dir)).len();
+    let walked = walk(points, |n, fault| {
+        let dir = f.root.join(format!("out-{n}-{fault:?}"));
+        std::fs::create_dir(&dir).unwrap();
+        for name in ["model.onnx", "tokenizer.json"] {
+            std::fs::copy(old_dir.join(name), dir.join(name)).unwrap();
+        }
+        let hurt = run(&f.root, &export("b", &dir), n, fault, false);
+        let now = export_pair(&dir);
+        // The tokenizer is renamed first: a fault between the two renames
+        // leaves the new tokenizer beside the old model, whose metadata
+        // names the old tokenizer's sha256.
+        let torn = (old.0.clone(), new.1.clone());
+        assert!(
+            now == old || now == new || now == torn,
+            "change {n} ({fault:?}) left another pair: {}",
+            stderr(&hurt)
+        );
+        assert!(run_plain(&f.root, &export("b", &dir)).status.success());
+        assert!(
+            export_pair(&dir) == new,
+            "change {n} ({fault:?}): no recovery"
+        );
+    });
+    assert!(walked >= 8, "only {walked} cases");
+    assert_eq!(
+        snapshot(&f.root.join("b")),
+        run_b,
+        "an export wrote into its run"
+    );
+}

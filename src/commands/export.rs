@@ -5,17 +5,18 @@
 //! finished an epoch, or whose files differ from what its checkpoint was
 //! saved with is refused, as `predict` refuses it; no file is written over
 //! without `--force`, except a `tokenizer.json` with the very same bytes.
-//! Both files are written whole under temporary names, synced, then
-//! renamed, the tokenizer first; the model names the tokenizer's sha256 in
-//! its metadata, so a pair torn by a crash between the two renames can be
-//! told apart.
+//! Both files are written whole under temporary names and synced before
+//! either is renamed into place, the tokenizer first (`atomic::write_together`):
+//! an error leaves both as they were, and since the model names the
+//! tokenizer's sha256 in its metadata, a pair torn by a crash between the
+//! two renames can be told apart.
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
 
-use crate::atomic::write_atomically;
+use crate::atomic::write_together;
 use crate::device::DeviceAndThreads;
 use crate::export::{tokenizer_json, ExportFormat, ExportedModel, TOKENIZER_FILE};
 use crate::run_dir::{refuse_run_file, RunDir, WeightsChoice};
@@ -58,8 +59,7 @@ pub fn export_command(settings: &ExportSettings) -> Result<()> {
     ];
     let model = ExportedModel::new(&trained, provenance).file_bytes(settings.format)?;
     check_outputs(&outputs, &tokenizer, settings.force)?;
-    write_file(&outputs.tokenizer, &tokenizer)?;
-    write_file(&outputs.model, &model)?;
+    write_together(&[(&outputs.tokenizer, &tokenizer), (&outputs.model, &model)])?;
     println!(
         "Wrote {} ({}, {}) and {} ({}) in {:.2} s",
         outputs.model.display(),
@@ -83,6 +83,15 @@ fn outputs(settings: &ExportSettings) -> Result<Outputs> {
     };
     if model.is_dir() {
         bail!("-o {} is a folder; give a file name", model.display());
+    }
+    if let Some(parent) = model.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            bail!(
+                "cannot write {}: the folder {} does not exist",
+                model.display(),
+                parent.display()
+            );
+        }
     }
     refuse_run_file(&model, "-o")?;
     let tokenizer = model.with_file_name(TOKENIZER_FILE);
@@ -120,20 +129,6 @@ fn check_outputs(outputs: &Outputs, tokenizer: &[u8], force: bool) -> Result<()>
 
 fn exists(path: &Path) -> bool {
     path.exists() || path.is_symlink()
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            bail!(
-                "cannot write {}: the folder {} does not exist",
-                path.display(),
-                parent.display()
-            );
-        }
-    }
-    write_atomically(path, |out| std::io::Write::write_all(out, bytes))
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn size(bytes: usize) -> String {

@@ -255,14 +255,14 @@ impl RunDir {
     }
 
     /// A finished or stopped run's folder, to read all of it at once: held
-    /// against a training that would start meanwhile, and refused while one
-    /// trains into it. A run from before locks has no lock file, and none is
-    /// made.
+    /// (shared with other readers) against a training that would start
+    /// meanwhile, and refused while one trains into it. A run from before
+    /// locks has no lock file, and none is made.
     pub fn open_idle(dir: &Path) -> Result<RunDir> {
         let mut folder = RunDir::open_run(dir)?;
         let lock_file = dir.join(LOCK_FILE);
         if lock_file.exists() {
-            let lock = FileLock::try_acquire(&lock_file)?.with_context(|| {
+            let lock = FileLock::try_acquire_shared(&lock_file)?.with_context(|| {
                 format!(
                     "{} is being trained (another process holds {}); wait until it ends",
                     dir.display(),
