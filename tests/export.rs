@@ -460,3 +460,24 @@ fn a_run_that_is_training_has_no_epoch_or_was_edited_is_refused() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("no finished epoch yet"), "{stderr}");
 }
+
+#[test]
+fn the_best_epochs_weights_are_exported_when_the_run_kept_them() {
+    let fx = fixture();
+    fx.train("run", 3, &["--save-best"]);
+    let run = fx.path("run");
+    let (last, best) = (fx.path("last.onnx"), fx.path("best.onnx"));
+    assert_eq!(
+        export_with(&[&run, "--format", "onnx", "-o", &last]).0,
+        Some(0)
+    );
+    let (code, stderr) = export_with(&[&run, "--format", "onnx", "-o", &best, "--weights", "best"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // The model's metadata says which weights it holds.
+    let holds = |path: &str, words: &str| {
+        let bytes = std::fs::read(path).unwrap();
+        bytes.windows(words.len()).any(|w| w == words.as_bytes())
+    };
+    assert!(holds(&best, "the best epoch's weights (epoch "));
+    assert!(holds(&last, "the weights after epoch 3"));
+}
