@@ -39,3 +39,4 @@ mod settings;
 mod tensorboard;
 mod train;
 pub mod trained;
+mod utc;

@@ -20,6 +20,7 @@ use zip::{CompressionMethod, ZipWriter};
 
 use super::hdf5::{self, Dataset, Group};
 use super::{Activation, Array, ExportedModel};
+use crate::utc::UtcTime;
 
 /// The Keras version whose layout the files follow (`metadata.json`).
 pub const KERAS_VERSION: &str = "3.15.1";
@@ -49,30 +50,11 @@ pub fn keras_file(model: &ExportedModel) -> Result<Vec<u8>> {
 
 /// Keras's `"%Y-%m-%d@%H:%M:%S"`, in UTC.
 fn date_saved() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
+    let t = UtcTime::of(std::time::SystemTime::now());
     format!(
-        "{year:04}-{month:02}-{day:02}@{:02}:{:02}:{:02}",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
+        "{:04}-{:02}-{:02}@{:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 -> (y, m, d).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// `model.weights.h5`.
@@ -204,16 +186,4 @@ fn glorot_uniform() -> Value {
         "GlorotUniform",
         json!({"seed": null, "input_axes": null, "output_axes": null}),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_since_the_epoch_are_civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_793), (2026, 12, 6));
-    }
 }
