@@ -5,7 +5,7 @@
 //! token_ids int64 [batch, maxlen]
 //!   -> Gather(embeddings)                     [batch, maxlen, D]
 //!   -> Transpose(perm 1, 0, 2)                [maxlen, batch, D]
-//!   -> GRU(linear_before_reset = 1)           Y_h [1, batch, H]
+//!   -> GRU(linear_before_reset = 1, initial_h) Y_h [1, batch, H]
 //!   -> Squeeze(axes 0)                        [batch, H]
 //!   -> Gemm(dense_kernel, dense_bias)         [batch, outputs]
 //!   -> Sigmoid | Softmax(axis -1)             probabilities [batch, outputs]
@@ -18,6 +18,11 @@
 //! transposed (`W = kernel^T`, `[1, 3H, D]`; `R = recurrent_kernel^T`,
 //! `[1, 3H, H]`) and its bias is Keras's two rows end to end (`[1, 6H]`:
 //! the input bias, then the recurrent bias).
+//!
+//! The initial state, zeros as the operator's default, is given anyway,
+//! shaped `[1, batch, H]` from the input's shape (Shape -> Gather -> Concat
+//! -> ConstantOfShape): tract builds a GRU without one only for a batch size
+//! known in advance, and with it runs any batch.
 use super::{Activation, Array, ExportedModel};
 use crate::protobuf::Message;
 
@@ -31,6 +36,7 @@ const FLOAT: u64 = 1;
 const INT64: u64 = 7;
 /// `AttributeProto.AttributeType`.
 const ATTRIBUTE_INT: u64 = 2;
+const ATTRIBUTE_TENSOR: u64 = 4;
 const ATTRIBUTE_INTS: u64 = 7;
 
 /// The serialised `ModelProto`.
@@ -74,7 +80,14 @@ fn graph(model: &ExportedModel) -> Message {
     ] {
         graph = graph.message(5, float_tensor(name, &array));
     }
-    graph = graph.message(5, int64_tensor("squeeze_axes", &[0]));
+    for (name, values) in [
+        ("squeeze_axes", [0]),
+        ("batch_axis", [0]),
+        ("one", [1]),
+        ("units", [units as i64]),
+    ] {
+        graph = graph.message(5, int64_tensor(name, &values));
+    }
     let batch = Dimension::Named("batch");
     graph
         .message(
@@ -94,14 +107,30 @@ fn nodes(model: &ExportedModel) -> Vec<Message> {
             node("Softmax", &["logits"], &[OUTPUT]).message(5, int_attribute("axis", -1))
         }
     };
+    let zero = float_tensor(
+        "zero",
+        &Array {
+            shape: vec![1],
+            values: vec![0.0],
+        },
+    );
     vec![
         node("Gather", &["embeddings", INPUT], &["embedded"]).message(5, int_attribute("axis", 0)),
         node("Transpose", &["embedded"], &["time_major"])
             .message(5, ints_attribute("perm", &[1, 0, 2])),
-        // Y (every step's state) is not asked for: only Y_h, the last.
+        node("Shape", &[INPUT], &["input_shape"]),
+        node("Gather", &["input_shape", "batch_axis"], &["batch"])
+            .message(5, int_attribute("axis", 0)),
+        node("Concat", &["one", "batch", "units"], &["initial_shape"])
+            .message(5, int_attribute("axis", 0)),
+        node("ConstantOfShape", &["initial_shape"], &["initial_state"])
+            .message(5, tensor_attribute("value", zero)),
+        // No sequence lengths (every row is maxlen long, pre-padded as
+        // Keras runs it); Y (every step's state) is not asked for, only
+        // Y_h, the last.
         node(
             "GRU",
-            &["time_major", "gru_W", "gru_R", "gru_B"],
+            &["time_major", "gru_W", "gru_R", "gru_B", "", "initial_state"],
             &["", "last_state"],
         )
         .message(5, int_attribute("hidden_size", model.units() as i64))
@@ -116,8 +145,8 @@ fn nodes(model: &ExportedModel) -> Vec<Message> {
     ]
 }
 
-/// `NodeProto`: inputs (1), outputs (2), name (3), op_type (4); attributes
-/// (5) are added by the caller.
+/// `NodeProto`: inputs (1), outputs (2), name (3: its first output's),
+/// op_type (4); attributes (5) are added by the caller.
 fn node(op_type: &str, inputs: &[&str], outputs: &[&str]) -> Message {
     let mut node = Message::new();
     for input in inputs {
@@ -126,7 +155,8 @@ fn node(op_type: &str, inputs: &[&str], outputs: &[&str]) -> Message {
     for output in outputs {
         node = node.string(2, output);
     }
-    node.string(3, op_type).string(4, op_type)
+    let name = outputs.iter().find(|o| !o.is_empty()).unwrap_or(&op_type);
+    node.string(3, name).string(4, op_type)
 }
 
 /// `AttributeProto`: name (1), i (3), type (20). Negative values are
@@ -136,6 +166,14 @@ fn int_attribute(name: &str, value: i64) -> Message {
         .string(1, name)
         .varint(3, value as u64)
         .varint(20, ATTRIBUTE_INT)
+}
+
+/// `AttributeProto`: name (1), t (5), type (20).
+fn tensor_attribute(name: &str, tensor: Message) -> Message {
+    Message::new()
+        .string(1, name)
+        .message(5, tensor)
+        .varint(20, ATTRIBUTE_TENSOR)
 }
 
 /// `AttributeProto`: name (1), ints (8), type (20).
