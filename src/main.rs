@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{ArgMatches, CommandFactory};
 use gru_imdb::cli::{print_config, train_settings, Cli, Command, TrainFlags};
 use gru_imdb::commands::train::TrainOutcome;
-use gru_imdb::commands::{compare, evaluate, plot, predict, report, shell, summary, train};
+use gru_imdb::commands::{compare, evaluate, plot, predict, report, serve, shell, summary, train};
 use gru_imdb::data;
 
 /// Errors are printed with their causes, one per line, like ripgrep does,
@@ -52,6 +52,7 @@ fn run() -> Result<TrainOutcome> {
         Some(Command::Compare(flags)) => done(compare::compare_command(&flags.into())),
         Some(Command::Summary(flags)) => done(summary::summary_command(&flags.try_into()?)),
         Some(Command::Report(flags)) => done(report::report_command(&flags.try_into()?)),
+        Some(Command::Serve(flags)) => done(serve::serve_command(&flags.try_into()?)),
         Some(Command::Completions(flags)) => {
             done(shell::completions_command(Cli::command(), flags.shell))
         }

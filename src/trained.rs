@@ -5,7 +5,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::data::{self, Tokenizer, Vocabulary};
 use crate::device::DeviceAndThreads;
-use crate::model::SentimentModel;
+use crate::model::{Inference, SentimentModel};
 use crate::run_config::RunConfig;
 use crate::run_dir::{RunDir, WeightsChoice, LABELS_FILE};
 
@@ -86,10 +86,16 @@ impl TrainedModel {
 
     /// The probability of each class for each text.
     pub fn predict(&self, texts: &[String]) -> Vec<Vec<f64>> {
+        self.predict_with(&self.model.inference(), texts)
+    }
+
+    /// [`TrainedModel::predict`] with `inference` prepared once by the
+    /// caller (`self.model.inference()`), for a caller that predicts often.
+    pub fn predict_with(&self, inference: &Inference, texts: &[String]) -> Vec<Vec<f64>> {
         if texts.is_empty() {
             return Vec::new();
         }
-        let probabilities = self.model.inference().probabilities(&self.encode(texts));
+        let probabilities = inference.probabilities(&self.encode(texts));
         let probabilities = probabilities.to_kind(Kind::Double).to_device(Device::Cpu);
         match probabilities.dim() {
             1 => {

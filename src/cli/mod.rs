@@ -8,6 +8,7 @@
 mod config_file;
 mod reports;
 mod resume;
+mod serve;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,6 +34,7 @@ use crate::settings::{
 };
 use crate::train::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
 pub use reports::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
+pub use serve::ServeFlags;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -70,6 +72,9 @@ pub enum Command {
     /// Write a self-contained HTML report of a run: curves, test metrics,
     /// calibration, accuracy by length, the most confident mistakes.
     Report(ReportFlags),
+    /// Serve a run over HTTP: TF Serving's REST API with dynamic batching,
+    /// a page to try it, health and Prometheus metrics.
+    Serve(ServeFlags),
     /// Print a completion script for a shell (see the README to install it).
     Completions(CompletionsFlags),
     /// Print a manual page (roff): `gru-imdb man > gru-imdb.1`, or one

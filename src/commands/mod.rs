@@ -4,6 +4,7 @@ pub mod evaluate;
 pub mod plot;
 pub mod predict;
 pub mod report;
+pub mod serve;
 pub mod shell;
 pub mod summary;
 pub mod train;
