@@ -1,7 +1,7 @@
 //! A trained model loaded back from its run folder, with what turns review
 //! texts into its inputs, for `predict` and `evaluate`.
 use anyhow::{bail, Result};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 use crate::data::{self, Tokenizer, Vocabulary};
 use crate::device::DeviceAndThreads;
@@ -84,7 +84,8 @@ impl TrainedModel {
             .to_device(self.model.device)
     }
 
-    /// The probability of each class for each text.
+    /// The probability of each class for each text; on a CPU each text's
+    /// the same bits whatever the others.
     pub fn predict(&self, texts: &[String]) -> Vec<Vec<f64>> {
         self.predict_with(&self.model.inference(), texts)
     }
@@ -95,14 +96,13 @@ impl TrainedModel {
         if texts.is_empty() {
             return Vec::new();
         }
-        let probabilities = inference.probabilities(&self.encode(texts));
-        let probabilities = probabilities.to_kind(Kind::Double).to_device(Device::Cpu);
-        match probabilities.dim() {
-            1 => {
-                let positive = Vec::<f64>::try_from(probabilities).expect("a 1-d tensor");
-                positive.into_iter().map(|p| vec![1.0 - p, p]).collect()
-            }
-            _ => Vec::<Vec<f64>>::try_from(probabilities).expect("a 2-d tensor"),
-        }
+        let probabilities = inference.probabilities_by_row(&self.encode(texts));
+        probabilities
+            .into_iter()
+            .map(|row| match row.as_slice() {
+                [positive] => vec![1.0 - f64::from(*positive), f64::from(*positive)],
+                _ => row.into_iter().map(f64::from).collect(),
+            })
+            .collect()
     }
 }
