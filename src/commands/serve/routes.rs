@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
@@ -134,6 +134,7 @@ async fn answer(app: &App, target: &str, request: Request) -> Result<Response, A
         ));
     }
     api::check_content_type(request.headers())?;
+    check_declared_length(request.headers(), &app.limits)?;
     let body = read_body(request.into_body(), &app.limits).await?;
     let texts = api::instances(&body, &app.limits)?;
     let answered = Answered {
@@ -151,15 +152,32 @@ async fn answer(app: &App, target: &str, request: Request) -> Result<Response, A
     Ok(response)
 }
 
+/// Refuses at once a body declared larger than the limit (413), before a
+/// byte of it is read.
+fn check_declared_length(headers: &HeaderMap, limits: &ServeLimits) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limits.max_body_bytes as u64 => Err(too_large(limits)),
+        _ => Ok(()),
+    }
+}
+
+fn too_large(limits: &ServeLimits) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than {} bytes", limits.max_body_bytes),
+    )
+}
+
 /// The whole body, within the size limit (413) and the read timeout (408).
 async fn read_body(body: Body, limits: &ServeLimits) -> Result<Bytes, ApiError> {
     let limited = Limited::new(body, limits.max_body_bytes);
     match tokio::time::timeout(limits.read_timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {} bytes", limits.max_body_bytes),
-        )),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limits)),
         Ok(Err(err)) => Err(ApiError::bad_request(format!(
             "cannot read the body: {err}"
         ))),
