@@ -95,7 +95,7 @@ impl LoadRequest {
         LoadRequest {
             run_dir: settings.run_dir.clone(),
             weights: settings.weights,
-            device: settings.device.clone(),
+            device: settings.device,
             batching: settings.batching,
         }
     }
