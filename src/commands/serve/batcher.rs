@@ -18,11 +18,13 @@ use tokio::sync::oneshot;
 use super::metrics::Metrics;
 use crate::run_dir::RunDir;
 use crate::settings::{Batching, ServeSettings};
-use crate::trained::TrainedModel;
+use crate::trained::{TextEncoder, TrainedModel};
 
-/// What a request asks of the model, and where its answer goes.
+/// What a request asks of the model (its reviews, already encoded on the
+/// request's thread), and where its answer goes.
 struct Job {
-    texts: Vec<String>,
+    rows: Vec<i32>,
+    reviews: usize,
     reply: oneshot::Sender<Vec<Vec<f64>>>,
 }
 
@@ -34,6 +36,8 @@ pub struct Batcher {
 
 /// The model's facts the API reports, read on the batcher's thread.
 pub struct ModelFacts {
+    /// Texts into rows for [`Batcher::predict`], as `predict` encodes them.
+    pub encoder: TextEncoder,
     pub class_names: Vec<String>,
     pub maxlen: usize,
     pub vocabulary_size: usize,
@@ -72,11 +76,20 @@ impl Batcher {
         Ok((Batcher { jobs }, facts, thread))
     }
 
-    /// The class probabilities of each text, from a shared forward pass.
-    pub async fn predict(&self, texts: Vec<String>) -> Result<Vec<Vec<f64>>, BatcherGone> {
+    /// The class probabilities of each review of `rows` (from
+    /// [`TextEncoder::rows`]), from a shared forward pass.
+    pub async fn predict(
+        &self,
+        rows: Vec<i32>,
+        reviews: usize,
+    ) -> Result<Vec<Vec<f64>>, BatcherGone> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { texts, reply })
+            .send(Job {
+                rows,
+                reviews,
+                reply,
+            })
             .map_err(|_| BatcherGone)?;
         answer.await.map_err(|_| BatcherGone)
     }
@@ -107,6 +120,7 @@ impl LoadRequest {
 
 fn facts_of(trained: &TrainedModel) -> ModelFacts {
     ModelFacts {
+        encoder: trained.encoder(),
         class_names: trained.class_names.clone(),
         maxlen: trained.config.maxlen,
         vocabulary_size: trained.vocab.len(),
@@ -118,16 +132,17 @@ fn facts_of(trained: &TrainedModel) -> ModelFacts {
 /// Batches until every sender is gone.
 fn run(trained: &TrainedModel, queue: &Receiver<Job>, batching: Batching, metrics: &Metrics) {
     let inference = trained.model.inference();
+    let maxlen = trained.config.maxlen;
     while let Some(jobs) = gather(queue, batching) {
-        let texts: Vec<String> = jobs.iter().flat_map(|j| j.texts.iter().cloned()).collect();
-        let mut probabilities = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(batching.max_batch) {
-            probabilities.extend(trained.predict_with(&inference, chunk));
-            metrics.batch_done(chunk.len());
+        let rows: Vec<i32> = jobs.iter().flat_map(|j| j.rows.iter().copied()).collect();
+        let mut probabilities = Vec::with_capacity(rows.len() / maxlen);
+        for chunk in rows.chunks(batching.max_batch * maxlen) {
+            probabilities.extend(trained.predict_rows(&inference, chunk));
+            metrics.batch_done(chunk.len() / maxlen);
         }
-        let mut rows = probabilities.into_iter();
+        let mut answers = probabilities.into_iter();
         for job in jobs {
-            let answer: Vec<Vec<f64>> = rows.by_ref().take(job.texts.len()).collect();
+            let answer: Vec<Vec<f64>> = answers.by_ref().take(job.reviews).collect();
             // A caller that went away no longer wants its answer.
             let _ = job.reply.send(answer);
         }
@@ -140,7 +155,7 @@ fn run(trained: &TrainedModel, queue: &Receiver<Job>, batching: Batching, metric
 fn gather(queue: &Receiver<Job>, batching: Batching) -> Option<Vec<Job>> {
     let first = queue.recv().ok()?;
     let deadline = Instant::now() + batching.timeout;
-    let mut reviews = first.texts.len();
+    let mut reviews = first.reviews;
     let mut jobs = vec![first];
     while reviews < batching.max_batch {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
@@ -148,7 +163,7 @@ fn gather(queue: &Receiver<Job>, batching: Batching) -> Option<Vec<Job>> {
         };
         match queue.recv_timeout(left) {
             Ok(job) => {
-                reviews += job.texts.len();
+                reviews += job.reviews;
                 jobs.push(job);
             }
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,

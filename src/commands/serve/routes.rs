@@ -141,7 +141,9 @@ async fn answer(app: &App, target: &str, request: Request) -> Result<Response, A
         instances: texts.len(),
         texts: app.log_texts.then(|| texts.clone()),
     };
-    let probabilities = app.batcher.predict(texts).await.map_err(|_| {
+    // Tokenized here, on the request's thread, beside the model's work.
+    let rows = app.facts.encoder.rows(&texts);
+    let probabilities = app.batcher.predict(rows, texts.len()).await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the model's worker has stopped",
