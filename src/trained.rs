@@ -138,7 +138,10 @@ impl TextEncoder {
     pub fn rows(&self, texts: &[String]) -> Vec<i32> {
         let encoded: Vec<Vec<i32>> = texts
             .iter()
-            .map(|t| self.vocab.encode(self.tokenizer, t, self.num_words))
+            .map(|t| {
+                self.vocab
+                    .encode_last(self.tokenizer, t, self.num_words, self.maxlen)
+            })
             .collect();
         data::pad_sequences(&encoded, self.maxlen)
     }

@@ -269,6 +269,31 @@ fn predict_gives_each_review_the_same_bits_alone_as_among_1000() {
     }
 }
 
+#[test]
+fn the_encoder_cuts_long_real_reviews_early_into_the_same_rows() {
+    let (_f, run) = trained();
+    let texts = reviews(1000);
+    let trained = TrainedModel::load(
+        &RunDir::open(&run),
+        WeightsChoice::Last,
+        &DeviceAndThreads::cpu(1),
+    )
+    .unwrap();
+    let (tokenizer, maxlen) = (trained.tokenizer(), trained.config.maxlen);
+    let full: Vec<Vec<i32>> = texts
+        .iter()
+        .map(|t| {
+            trained
+                .vocab
+                .encode(tokenizer, t, trained.config.model.max_features)
+        })
+        .collect();
+    assert_eq!(
+        trained.encoder().rows(&texts),
+        gru_imdb::data::pad_sequences(&full, maxlen)
+    );
+}
+
 /// Client `c` of 64: reviews c, c+64, ..., in requests of 1 + c % 8.
 fn client_answers(server: &Server, texts: &[String], c: usize) -> Vec<(usize, f64, String)> {
     let mine: Vec<usize> = (c..texts.len()).step_by(64).collect();

@@ -83,6 +83,26 @@ impl Tokenizer {
         }
     }
 
+    /// A tail of `text` of about `bytes` bytes (or more) whose tokens are
+    /// the last tokens of the whole text, for a caller that keeps only the
+    /// last few (pre-truncation): `None` where this rule cannot promise
+    /// that, or where the tail would be the whole text. Only `imdb` cuts:
+    /// the tail starts after an ASCII white space, which every piece of the
+    /// rule ends at. The text before the cut changes nothing after it: a
+    /// line break cut in two leaves `/>`, separators either way, and
+    /// lower-casing looks back (for a final sigma) no further than the
+    /// white space.
+    pub fn tail(self, text: &str, bytes: usize) -> Option<&str> {
+        if self != Tokenizer::Imdb || text.len() <= bytes {
+            return None;
+        }
+        let from = text.len() - bytes;
+        let space = text.as_bytes()[from..]
+            .iter()
+            .position(|b| b.is_ascii_whitespace())?;
+        Some(&text[from + space + 1..])
+    }
+
     /// The tokens of `text`, in order.
     pub fn tokenize(self, text: &str) -> Vec<String> {
         let mut tokens = Vec::new();
