@@ -6,7 +6,9 @@ use anyhow::Result;
 use clap::{ArgMatches, CommandFactory};
 use gru_imdb::cli::{print_config, train_settings, Cli, Command, TrainFlags};
 use gru_imdb::commands::train::TrainOutcome;
-use gru_imdb::commands::{compare, evaluate, export, plot, predict, report, shell, summary, train};
+use gru_imdb::commands::{
+    compare, evaluate, export, plot, predict, report, serve, shell, summary, train,
+};
 use gru_imdb::data;
 
 /// Errors are printed with their causes, one per line, like ripgrep does,
@@ -53,6 +55,7 @@ fn run() -> Result<TrainOutcome> {
         Some(Command::Summary(flags)) => done(summary::summary_command(&flags.try_into()?)),
         Some(Command::Report(flags)) => done(report::report_command(&flags.try_into()?)),
         Some(Command::Export(flags)) => done(export::export_command(&flags.try_into()?)),
+        Some(Command::Serve(flags)) => done(serve::serve_command(&flags.try_into()?)),
         Some(Command::Completions(flags)) => {
             done(shell::completions_command(Cli::command(), flags.shell))
         }

@@ -157,3 +157,74 @@ pub fn check_sha256(sha: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// Everything `gru-imdb serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub run_dir: PathBuf,
+    /// `<name>` in `/v1/models/<name>`: the run folder's name unless given.
+    pub model_name: String,
+    pub address: std::net::SocketAddr,
+    pub access: Access,
+    pub weights: WeightsChoice,
+    pub device: DeviceAndThreads,
+    pub batching: Batching,
+    pub limits: ServeLimits,
+    /// Print each request's review texts in the request log.
+    pub log_texts: bool,
+}
+
+/// Who may call the API.
+#[derive(Clone)]
+pub enum Access {
+    /// Anyone who reaches the address (a loopback one, or `--no-auth`).
+    Open,
+    /// Callers that send `Authorization: Bearer <key>`.
+    Key(String),
+}
+
+impl std::fmt::Debug for Access {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Open => f.write_str("Open"),
+            Access::Key(_) => f.write_str("Key(..)"),
+        }
+    }
+}
+
+/// How concurrent requests are gathered into one forward pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Reviews in one forward pass, at most.
+    pub max_batch: usize,
+    /// How long the first request of a batch waits for others.
+    pub timeout: std::time::Duration,
+}
+
+/// What one caller may ask of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    pub max_body_bytes: usize,
+    pub max_instances: usize,
+    pub max_text_bytes: usize,
+    /// For a request's headers, counted from when the connection waits for
+    /// one (so also how long a kept-alive connection may sit idle), and
+    /// then again for its body.
+    pub read_timeout: std::time::Duration,
+    pub max_connections: usize,
+}
+
+/// `serve`'s counts: at least 1 each.
+pub fn check_serve_limits(batching: &Batching, limits: &ServeLimits) -> Result<()> {
+    at_least_one("--max-batch", batching.max_batch)?;
+    at_least_one("--max-body-bytes", limits.max_body_bytes)?;
+    at_least_one("--max-instances", limits.max_instances)?;
+    at_least_one("--max-text-bytes", limits.max_text_bytes)?;
+    at_least_one("--max-connections", limits.max_connections)?;
+    ensure!(
+        !limits.read_timeout.is_zero(),
+        "--read-timeout-ms must be at least 1"
+    );
+    Ok(())
+}

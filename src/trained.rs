@@ -1,17 +1,19 @@
 //! A trained model loaded back from its run folder, with what turns review
 //! texts into its inputs, for `predict` and `evaluate`.
+use std::sync::Arc;
+
 use anyhow::{bail, Result};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 use crate::data::{self, Tokenizer, Vocabulary};
 use crate::device::DeviceAndThreads;
-use crate::model::SentimentModel;
+use crate::model::{Inference, SentimentModel};
 use crate::run_config::RunConfig;
 use crate::run_dir::{RunDir, WeightsChoice, LABELS_FILE};
 
 pub struct TrainedModel {
     pub model: SentimentModel,
-    pub vocab: Vocabulary,
+    pub vocab: Arc<Vocabulary>,
     pub config: RunConfig,
     /// By class; IMDB runs (no `labels.json`) are negative and positive.
     pub class_names: Vec<String>,
@@ -55,7 +57,7 @@ impl TrainedModel {
         placement.share_threads();
         Ok(TrainedModel {
             model,
-            vocab,
+            vocab: Arc::new(vocab),
             config,
             class_names,
             weights,
@@ -68,35 +70,79 @@ impl TrainedModel {
         self.config.tokenizer()
     }
 
+    /// What turns texts into this model's inputs, for any thread.
+    pub fn encoder(&self) -> TextEncoder {
+        TextEncoder {
+            vocab: self.vocab.clone(),
+            tokenizer: self.tokenizer(),
+            num_words: self.config.model.max_features,
+            maxlen: self.config.maxlen,
+        }
+    }
+
     /// Review texts -> padded id rows `[n, maxlen]`, as in training.
     pub fn encode(&self, texts: &[String]) -> Tensor {
-        let encoded: Vec<Vec<i32>> = texts
-            .iter()
-            .map(|t| {
-                self.vocab
-                    .encode(self.tokenizer(), t, self.config.model.max_features)
-            })
-            .collect();
-        let padded = data::pad_sequences(&encoded, self.config.maxlen);
-        Tensor::from_slice(&padded)
-            .view([texts.len() as i64, self.config.maxlen as i64])
+        self.ids(&self.encoder().rows(texts))
+    }
+
+    /// [`TextEncoder::rows`] as the model's input tensor `[n, maxlen]`.
+    fn ids(&self, rows: &[i32]) -> Tensor {
+        let maxlen = self.config.maxlen as i64;
+        Tensor::from_slice(rows)
+            .view([rows.len() as i64 / maxlen, maxlen])
             .to_kind(Kind::Int64)
             .to_device(self.model.device)
     }
 
-    /// The probability of each class for each text.
+    /// The probability of each class for each text; on a CPU each text's
+    /// the same bits whatever the others.
     pub fn predict(&self, texts: &[String]) -> Vec<Vec<f64>> {
-        if texts.is_empty() {
+        self.predict_with(&self.model.inference(), texts)
+    }
+
+    /// [`TrainedModel::predict`] with `inference` prepared once by the
+    /// caller (`self.model.inference()`), for a caller that predicts often.
+    pub fn predict_with(&self, inference: &Inference, texts: &[String]) -> Vec<Vec<f64>> {
+        self.predict_rows(inference, &self.encoder().rows(texts))
+    }
+
+    /// [`TrainedModel::predict_with`] of texts already encoded
+    /// ([`TextEncoder::rows`]).
+    pub fn predict_rows(&self, inference: &Inference, rows: &[i32]) -> Vec<Vec<f64>> {
+        if rows.is_empty() {
             return Vec::new();
         }
-        let probabilities = self.model.inference().probabilities(&self.encode(texts));
-        let probabilities = probabilities.to_kind(Kind::Double).to_device(Device::Cpu);
-        match probabilities.dim() {
-            1 => {
-                let positive = Vec::<f64>::try_from(probabilities).expect("a 1-d tensor");
-                positive.into_iter().map(|p| vec![1.0 - p, p]).collect()
-            }
-            _ => Vec::<Vec<f64>>::try_from(probabilities).expect("a 2-d tensor"),
-        }
+        let probabilities = inference.probabilities_by_row(&self.ids(rows));
+        probabilities
+            .into_iter()
+            .map(|row| match row.as_slice() {
+                [positive] => vec![1.0 - f64::from(*positive), f64::from(*positive)],
+                _ => row.into_iter().map(f64::from).collect(),
+            })
+            .collect()
+    }
+}
+
+/// Texts into a model's padded id rows, as training made them. It holds no
+/// tensor, so it can encode on any thread while the model runs on its own.
+#[derive(Clone)]
+pub struct TextEncoder {
+    vocab: Arc<Vocabulary>,
+    tokenizer: Tokenizer,
+    num_words: usize,
+    pub maxlen: usize,
+}
+
+impl TextEncoder {
+    /// `maxlen` ids per text, the texts one after another.
+    pub fn rows(&self, texts: &[String]) -> Vec<i32> {
+        let encoded: Vec<Vec<i32>> = texts
+            .iter()
+            .map(|t| {
+                self.vocab
+                    .encode_last(self.tokenizer, t, self.num_words, self.maxlen)
+            })
+            .collect();
+        data::pad_sequences(&encoded, self.maxlen)
     }
 }

@@ -9,6 +9,7 @@ mod config_file;
 mod export;
 mod reports;
 mod resume;
+mod serve;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,6 +36,7 @@ use crate::settings::{
 use crate::train::{CallbackConfig, Monitor, ReduceLrOnPlateau, TrainConfig};
 pub use export::ExportFlags;
 pub use reports::{CompareFlags, PlotFlags, ReportFlags, SummaryFlags};
+pub use serve::ServeFlags;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,6 +77,9 @@ pub enum Command {
     /// Export a trained run's model for another stack: an ONNX graph or a
     /// Keras 3 .keras file, with tokenizer.json beside it.
     Export(ExportFlags),
+    /// Serve a run over HTTP: TF Serving's REST API with dynamic batching,
+    /// a page to try it, health and Prometheus metrics.
+    Serve(ServeFlags),
     /// Print a completion script for a shell (see the README to install it).
     Completions(CompletionsFlags),
     /// Print a manual page (roff): `gru-imdb man > gru-imdb.1`, or one

@@ -5,6 +5,7 @@ pub mod export;
 pub mod plot;
 pub mod predict;
 pub mod report;
+pub mod serve;
 pub mod shell;
 pub mod summary;
 pub mod train;

@@ -20,6 +20,23 @@ struct PredictionLine<'a> {
     text: &'a str,
 }
 
+/// What `predict` prints of one text's class probabilities: with two
+/// classes the second's probability and the label the default threshold
+/// gives; with more, the most probable class's probability and name.
+pub fn labelled<'a>(probabilities: &[f64], class_names: &'a [String]) -> (f64, &'a str) {
+    let (class, probability) = match probabilities {
+        [_, positive] => (
+            usize::from(Threshold::default().says_positive(*positive)),
+            *positive,
+        ),
+        _ => {
+            let class = predicted_class(probabilities);
+            (class, probabilities[class])
+        }
+    };
+    (probability, class_names[class].as_str())
+}
+
 pub fn predict_command(settings: &PredictSettings) -> Result<()> {
     let texts = &settings.texts;
     if texts.is_empty() {
@@ -32,16 +49,8 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
         settings.weights,
         &settings.device,
     )?;
-    let threshold = Threshold::default();
     for (text, probabilities) in texts.iter().zip(trained.predict(texts)) {
-        let (class, probability) = match probabilities.as_slice() {
-            [_, positive] => (usize::from(threshold.says_positive(*positive)), *positive),
-            _ => {
-                let class = predicted_class(&probabilities);
-                (class, probabilities[class])
-            }
-        };
-        let label = trained.class_names[class].as_str();
+        let (probability, label) = labelled(&probabilities, &trained.class_names);
         match settings.format {
             OutputFormat::Text => println!("{probability:.4}\t{label}\t{text}"),
             OutputFormat::Json => println!(

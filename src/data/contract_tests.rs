@@ -148,3 +148,61 @@ fn vocabulary_load_refuses_damaged_files() {
     );
     assert!(err.contains("missing.txt"), "{err}");
 }
+
+/// `encode_last` keeps what pre-truncation keeps, whatever the cut meets:
+/// line breaks cut in two, final sigmas, apostrophes, tabs, other rules.
+#[test]
+fn encode_last_gives_the_padded_rows_of_encode() {
+    const PIECES: &[&str] = &[
+        "good",
+        "bad",
+        "<br />",
+        "<BR/>",
+        "<br>",
+        "ΣΑΣ",
+        "Σ",
+        "don't",
+        "'quoted'",
+        "-",
+        "İstanbul",
+        "\t",
+        "\n",
+        "  ",
+        "film.",
+        "a",
+        "z9",
+        "日本語",
+        "''",
+        "ς",
+    ];
+    let mut state = 7u64;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    };
+    let texts: Vec<String> = (0..400)
+        .map(|_| {
+            let words = next(300);
+            (0..words)
+                .map(|_| PIECES[next(PIECES.len())])
+                .collect::<Vec<_>>()
+                .join(if next(2) == 0 { " " } else { "" })
+        })
+        .collect();
+    for tokenizer in [Tokenizer::Imdb, Tokenizer::Unicode, Tokenizer::Chars] {
+        let vocab = Vocabulary::build(tokenizer, texts.iter().take(50).map(String::as_str));
+        for maxlen in [1, 3, 10, 40, 100] {
+            for text in &texts {
+                let full = vocab.encode(tokenizer, text, 12);
+                let last = vocab.encode_last(tokenizer, text, 12, maxlen);
+                assert_eq!(
+                    pad_sequences(&[last], maxlen),
+                    pad_sequences(&[full], maxlen),
+                    "{tokenizer} maxlen {maxlen}: {text:?}"
+                );
+            }
+        }
+    }
+}

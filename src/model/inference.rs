@@ -1,6 +1,6 @@
 //! The model in inference mode: no dropout, no graph, and what each GRU
 //! implementation can prepare once for all batches.
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 
 use super::gru::GruMasks;
 use super::SentimentModel;
@@ -103,4 +103,56 @@ impl Inference<'_> {
             _ => logits.softmax(-1, tch::Kind::Float),
         }
     }
+
+    /// [`Inference::probabilities`] of ids `[B, T]`, one row per sample,
+    /// with each sample's bits the same whatever else is in its batch. The
+    /// CPU kernel's states are (see [`Inference::samples_per_call`]), but
+    /// libtorch's matrix product sums a row in an order that depends on the
+    /// batch's size (measured: 799 of 1,000 logits differed in their last
+    /// bit between batches of 1 and 1,000), so the head and its sigmoid or
+    /// softmax are computed here, one row at a time, in a fixed order.
+    pub fn probabilities_by_row(&self, ids: &Tensor) -> Vec<Vec<f32>> {
+        let states = floats(&self.last_states(ids));
+        let model = self.model;
+        let units = model.config.units;
+        // [out, H]: each output's weights side by side.
+        let kernel = floats(&model.dense_kernel.detach().tr());
+        let bias = floats(&model.dense_bias.detach());
+        states
+            .chunks(units)
+            .map(|row| {
+                let logits: Vec<f32> = kernel
+                    .chunks(units)
+                    .zip(&bias)
+                    .map(|(weights, b)| dot(row, weights) + b)
+                    .collect();
+                match logits.as_slice() {
+                    [logit] => vec![1.0 / (1.0 + (-logit).exp())],
+                    _ => softmax(&logits),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A tensor's values, on the CPU, row-major.
+fn floats(tensor: &Tensor) -> Vec<f32> {
+    let tensor = tensor
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .flatten(0, -1);
+    Vec::<f32>::try_from(tensor).expect("a float tensor")
+}
+
+/// Summed in order, so the same inputs give the same bits.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |sum, (x, y)| sum + x * y)
+}
+
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum = exps.iter().fold(0.0, |sum, e| sum + e);
+    exps.iter().map(|e| e / sum).collect()
 }

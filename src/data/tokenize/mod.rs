@@ -83,7 +83,26 @@ impl Tokenizer {
         }
     }
 
-    /// The tokens of `text`, in order.
+    /// A tail of `text` of about `bytes` bytes (or more) whose tokens are
+    /// the last tokens of the whole text, for a caller that keeps only the
+    /// last few (pre-truncation): `None` where this rule cannot promise
+    /// that, or where the tail would be the whole text. Only `imdb` cuts:
+    /// the tail starts after an ASCII white space, which every piece of the
+    /// rule ends at. The text before the cut changes nothing after it: a
+    /// line break cut in two leaves `/>`, separators either way, and
+    /// lower-casing looks back (for a final sigma) no further than the
+    /// white space.
+    pub fn tail(self, text: &str, bytes: usize) -> Option<&str> {
+        if self != Tokenizer::Imdb || text.len() <= bytes {
+            return None;
+        }
+        let from = text.len() - bytes;
+        let space = text.as_bytes()[from..]
+            .iter()
+            .position(|b| b.is_ascii_whitespace())?;
+        Some(&text[from + space + 1..])
+    }
+
     /// The classes of characters the rule reads, by the names
     /// `tokenizer.json` gives them (`docs/export.md`): what another
     /// program needs besides Unicode's boundaries and jieba to follow it.
@@ -110,6 +129,7 @@ impl Tokenizer {
         }
     }
 
+    /// The tokens of `text`, in order.
     pub fn tokenize(self, text: &str) -> Vec<String> {
         let mut tokens = Vec::new();
         self.for_each_token(text, |t| tokens.push(t.to_owned()));
