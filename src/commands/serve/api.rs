@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::batcher::ModelFacts;
 use super::errors::ApiError;
 use crate::commands::predict::labelled;
+use crate::data::texts::json_kind;
 use crate::settings::ServeLimits;
 
 /// One review's answer: `predict --json`'s probability and label, and with
@@ -73,7 +74,7 @@ fn text_of(index: usize, item: &Value, max_bytes: usize) -> Result<String, ApiEr
     let Value::String(text) = item else {
         return Err(ApiError::bad_request(format!(
             "instances[{index}] is {}, not a string: each instance is one review's text",
-            kind_of(item)
+            json_kind(item)
         )));
     };
     if text.len() > max_bytes {
@@ -83,17 +84,6 @@ fn text_of(index: usize, item: &Value, max_bytes: usize) -> Result<String, ApiEr
         )));
     }
     Ok(text.clone())
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// `{"predictions": [...]}` for the class probabilities of each review.

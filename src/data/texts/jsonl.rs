@@ -65,7 +65,12 @@ fn text_and_label(json: &str, text_key: &str, label_key: &str) -> Result<(String
     let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v);
     let text = match get(text_key) {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(format!("'{text_key}' is {}, not a string", kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "'{text_key}' is {}, not a string",
+                json_kind(other)
+            ))
+        }
         None => {
             return Err(format!(
                 "no key '{text_key}' (give another with --text-column)"
@@ -82,7 +87,7 @@ fn text_and_label(json: &str, text_key: &str, label_key: &str) -> Result<(String
         Some(other) => {
             return Err(format!(
                 "'{label_key}' is {}; a label is a string or an integer",
-                kind(other)
+                json_kind(other)
             ))
         }
     };
@@ -128,7 +133,8 @@ fn key<'a>(column: Option<&'a Column>, default: &'a str, flag: &str) -> Result<&
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// What a JSON value is, in words, for messages about the wrong kind.
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -37,6 +37,7 @@ use super::{export_npy, DataConfig, Dataset, LabeledText, Split};
 use crate::atomic::{write_json, JsonLayout};
 use labels::{Classes, LabelSet};
 
+pub use jsonl::json_kind;
 pub use labels::MAX_CLASSES;
 
 /// A column of a table: its header name, or its 0-based position.
