@@ -24,33 +24,29 @@
 //! `H5_checksum_lookup3`.
 use std::collections::BTreeMap;
 
-/// A group: members by name (libhdf5 lists compact links by name too).
+use super::Array;
+
+/// A group: members by name (libhdf5 lists compact links by name too);
+/// its datasets are borrowed arrays.
 #[derive(Debug, Default)]
-pub struct Group {
-    members: BTreeMap<String, Member>,
+pub struct Group<'a> {
+    members: BTreeMap<String, Member<'a>>,
 }
 
 #[derive(Debug)]
-enum Member {
-    Group(Group),
-    Dataset(Dataset),
+enum Member<'a> {
+    Group(Group<'a>),
+    Dataset(&'a Array),
 }
 
-/// A `float32` array, row-major.
-#[derive(Debug)]
-pub struct Dataset {
-    pub shape: Vec<usize>,
-    pub values: Vec<f32>,
-}
-
-impl Group {
-    pub fn new() -> Group {
+impl<'a> Group<'a> {
+    pub fn new() -> Group<'a> {
         Group::default()
     }
 
     /// The member group `name`, made empty if missing. Panics if `name`
     /// is a dataset (names are the caller's constants).
-    pub fn group(&mut self, name: &str) -> &mut Group {
+    pub fn group(&mut self, name: &str) -> &mut Group<'a> {
         let member = self
             .members
             .entry(name.to_owned())
@@ -62,18 +58,17 @@ impl Group {
     }
 
     /// The group at a `/`-separated path below this one, made as needed.
-    pub fn path(&mut self, path: &str) -> &mut Group {
+    pub fn path(&mut self, path: &str) -> &mut Group<'a> {
         path.split('/').fold(self, |group, name| group.group(name))
     }
 
-    pub fn dataset(&mut self, name: &str, dataset: Dataset) {
+    pub fn dataset(&mut self, name: &str, array: &'a Array) {
         assert_eq!(
-            dataset.shape.iter().product::<usize>(),
-            dataset.values.len(),
+            array.shape.iter().product::<usize>(),
+            array.values.len(),
             "{name}: the shape does not hold the values"
         );
-        self.members
-            .insert(name.to_owned(), Member::Dataset(dataset));
+        self.members.insert(name.to_owned(), Member::Dataset(array));
     }
 }
 
@@ -147,7 +142,7 @@ fn link_message(name: &str, address: u64) -> Vec<u8> {
 }
 
 /// Writes the values, then the dataset's header; returns its address.
-fn write_dataset(out: &mut Vec<u8>, dataset: &Dataset) -> u64 {
+fn write_dataset(out: &mut Vec<u8>, dataset: &Array) -> u64 {
     let data_address = out.len() as u64;
     for value in &dataset.values {
         out.extend_from_slice(&value.to_le_bytes());
@@ -288,14 +283,12 @@ mod tests {
 
     #[test]
     fn the_superblock_and_every_header_carry_their_checksums() {
+        let array = Array {
+            shape: vec![2, 3],
+            values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        };
         let mut root = Group::new();
-        root.path("layers/dense/vars").dataset(
-            "0",
-            Dataset {
-                shape: vec![2, 3],
-                values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-            },
-        );
+        root.path("layers/dense/vars").dataset("0", &array);
         let bytes = file_bytes(&root);
         assert_eq!(&bytes[..8], SIGNATURE);
         let eof = u64::from_le_bytes(bytes[28..36].try_into().unwrap());

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use zip::write::FileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use super::hdf5::{self, Dataset, Group};
+use super::hdf5::{self, Group};
 use super::{Activation, Array, ExportedModel};
 use crate::utc::UtcTime;
 
@@ -79,13 +79,7 @@ fn weights_h5(model: &ExportedModel) -> Vec<u8> {
     for (path, variables) in layers {
         let group = all_layers.path(path);
         for (i, array) in variables.into_iter().enumerate() {
-            group.dataset(
-                &i.to_string(),
-                Dataset {
-                    shape: array.shape.clone(),
-                    values: array.values.clone(),
-                },
-            );
+            group.dataset(&i.to_string(), array);
         }
     }
     hdf5::file_bytes(&root)

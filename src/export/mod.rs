@@ -53,7 +53,7 @@ impl fmt::Display for ExportFormat {
 }
 
 /// A float32 array, row-major.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Array {
     pub shape: Vec<usize>,
     pub values: Vec<f32>,

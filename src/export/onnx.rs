@@ -23,7 +23,7 @@
 //! shaped `[1, batch, H]` from the input's shape (Shape -> Gather -> Concat
 //! -> ConstantOfShape): tract builds a GRU without one only for a batch size
 //! known in advance, and with it runs any batch.
-use super::{Activation, Array, ExportedModel};
+use super::{Activation, ExportedModel};
 use crate::protobuf::Message;
 
 pub const IR_VERSION: u64 = 7;
@@ -63,22 +63,30 @@ fn graph(model: &ExportedModel) -> Message {
         graph = graph.message(1, node);
     }
     graph = graph.string(2, "gru_imdb");
-    let gru_bias = Array {
-        shape: vec![1, 6 * units],
-        values: arrays.gru_bias.values.clone(),
-    };
-    for (name, array) in [
-        ("embeddings", arrays.embeddings.clone()),
-        ("gru_W", with_leading_one(arrays.gru_kernel.transposed())),
+    let gru_w = arrays.gru_kernel.transposed();
+    let gru_r = arrays.gru_recurrent_kernel.transposed();
+    // ONNX's one direction leads each GRU tensor; the bias is both rows.
+    for (name, shape, values) in [
         (
-            "gru_R",
-            with_leading_one(arrays.gru_recurrent_kernel.transposed()),
+            "embeddings",
+            arrays.embeddings.shape.clone(),
+            &arrays.embeddings.values,
         ),
-        ("gru_B", gru_bias),
-        ("dense_kernel", arrays.dense_kernel.clone()),
-        ("dense_bias", arrays.dense_bias.clone()),
+        ("gru_W", [&[1], &gru_w.shape[..]].concat(), &gru_w.values),
+        ("gru_R", [&[1], &gru_r.shape[..]].concat(), &gru_r.values),
+        ("gru_B", vec![1, 6 * units], &arrays.gru_bias.values),
+        (
+            "dense_kernel",
+            arrays.dense_kernel.shape.clone(),
+            &arrays.dense_kernel.values,
+        ),
+        (
+            "dense_bias",
+            arrays.dense_bias.shape.clone(),
+            &arrays.dense_bias.values,
+        ),
     ] {
-        graph = graph.message(5, float_tensor(name, &array));
+        graph = graph.message(5, float_tensor(name, &shape, values));
     }
     for (name, values) in [
         ("squeeze_axes", [0]),
@@ -107,13 +115,7 @@ fn nodes(model: &ExportedModel) -> Vec<Message> {
             node("Softmax", &["logits"], &[OUTPUT]).message(5, int_attribute("axis", -1))
         }
     };
-    let zero = float_tensor(
-        "zero",
-        &Array {
-            shape: vec![1],
-            values: vec![0.0],
-        },
-    );
+    let zero = float_tensor("zero", &[1], &[0.0]);
     vec![
         node("Gather", &["embeddings", INPUT], &["embedded"]).message(5, int_attribute("axis", 0)),
         node("Transpose", &["embedded"], &["time_major"])
@@ -185,23 +187,11 @@ fn ints_attribute(name: &str, values: &[i64]) -> Message {
     attribute.varint(20, ATTRIBUTE_INTS)
 }
 
-/// `[1, rows, cols]` of a `[rows, cols]` matrix: ONNX's one direction.
-fn with_leading_one(array: Array) -> Array {
-    let mut shape = vec![1];
-    shape.extend(&array.shape);
-    Array {
-        shape,
-        values: array.values,
-    }
-}
-
 /// `TensorProto`: dims (1), data_type (2), name (8), raw_data (9,
 /// little-endian).
-fn float_tensor(name: &str, array: &Array) -> Message {
-    let raw: Vec<u8> = array.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    tensor_header(&array.shape, FLOAT)
-        .string(8, name)
-        .bytes(9, &raw)
+fn float_tensor(name: &str, shape: &[usize], values: &[f32]) -> Message {
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor_header(shape, FLOAT).string(8, name).bytes(9, &raw)
 }
 
 fn int64_tensor(name: &str, values: &[i64]) -> Message {
