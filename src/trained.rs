@@ -130,17 +130,22 @@ pub struct TextEncoder {
     vocab: Arc<Vocabulary>,
     tokenizer: Tokenizer,
     num_words: usize,
-    pub maxlen: usize,
+    maxlen: usize,
 }
 
 impl TextEncoder {
+    /// Ids per row.
+    pub fn maxlen(&self) -> usize {
+        self.maxlen
+    }
+
     /// `maxlen` ids per text, the texts one after another.
-    pub fn rows(&self, texts: &[String]) -> Vec<i32> {
+    pub fn rows(&self, texts: &[impl AsRef<str>]) -> Vec<i32> {
         let encoded: Vec<Vec<i32>> = texts
             .iter()
             .map(|t| {
                 self.vocab
-                    .encode_last(self.tokenizer, t, self.num_words, self.maxlen)
+                    .encode_last(self.tokenizer, t.as_ref(), self.num_words, self.maxlen)
             })
             .collect();
         data::pad_sequences(&encoded, self.maxlen)

@@ -82,8 +82,8 @@ fn by_hand(trained: &TrainedModel, tokenizer: Tokenizer, texts: &[&str]) -> Vec<
     let x = Tensor::from_slice(&pad_sequences(&rows, maxlen))
         .view([texts.len() as i64, maxlen as i64])
         .to_kind(Kind::Int64);
-    let p = trained.model.inference().probabilities(&x);
-    Vec::<f64>::try_from(p.to_kind(Kind::Double)).unwrap()
+    let rows = trained.model.inference().probabilities_by_row(&x);
+    rows.iter().map(|row| f64::from(row[0])).collect()
 }
 
 #[test]

@@ -124,18 +124,12 @@ fn test_split(
                 "Evaluating on the test reviews of {url}, tokenised with the run's vocabulary"
             );
             let reviews = data::read_texts(data)?.test;
-            let encoded: Vec<Vec<i32>> = reviews
-                .iter()
-                .map(|r| {
-                    let tokenizer = trained.tokenizer();
-                    let num_words = trained.config.model.max_features;
-                    trained.vocab.encode(tokenizer, &r.text, num_words)
-                })
-                .collect();
+            let encoder = trained.encoder();
+            let texts: Vec<&str> = reviews.iter().map(|r| r.text.as_str()).collect();
             Ok(Split {
-                x: data::pad_sequences(&encoded, data.maxlen),
+                x: encoder.rows(&texts),
                 y: reviews.iter().map(|r| r.label).collect(),
-                maxlen: data.maxlen,
+                maxlen: encoder.maxlen(),
             })
         }
     }

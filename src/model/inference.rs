@@ -14,6 +14,10 @@ const CPU_KERNEL_SAMPLES_PER_CALL: usize = 1024;
 pub struct Inference<'a> {
     model: &'a SentimentModel,
     prepared: Prepared,
+    /// The dense head on the CPU for [`Inference::probabilities_by_row`]:
+    /// `[outputs, H]` (each output's weights side by side) and `[outputs]`.
+    head_kernel: Vec<f32>,
+    head_bias: Vec<f32>,
 }
 
 enum Prepared {
@@ -44,7 +48,12 @@ impl Inference<'_> {
             GruImpl::OpByOp => Prepared::OpByOp,
             GruImpl::Fused => Prepared::Fused(tch::no_grad(|| model.gru.fused_params())),
         };
-        Inference { model, prepared }
+        Inference {
+            model,
+            prepared,
+            head_kernel: floats(&model.dense_kernel.detach().tr()),
+            head_bias: floats(&model.dense_bias.detach()),
+        }
     }
 
     /// Logits `[B]` of ids `[B, T]` (int64).
@@ -94,17 +103,8 @@ impl Inference<'_> {
         }
     }
 
-    /// Probabilities `[B]` of the positive class with two classes, or
-    /// `[B, classes]` of each class with more.
-    pub fn probabilities(&self, ids: &Tensor) -> Tensor {
-        let logits = self.logits(ids);
-        match logits.dim() {
-            1 => logits.sigmoid(),
-            _ => logits.softmax(-1, tch::Kind::Float),
-        }
-    }
-
-    /// [`Inference::probabilities`] of ids `[B, T]`, one row per sample,
+    /// Probabilities of ids `[B, T]`, one row per sample (of the positive
+    /// class with two classes, of each class with more),
     /// with each sample's bits the same whatever else is in its batch. The
     /// CPU kernel's states are (see [`Inference::samples_per_call`]), but
     /// libtorch's matrix product sums a row in an order that depends on the
@@ -113,17 +113,14 @@ impl Inference<'_> {
     /// softmax are computed here, one row at a time, in a fixed order.
     pub fn probabilities_by_row(&self, ids: &Tensor) -> Vec<Vec<f32>> {
         let states = floats(&self.last_states(ids));
-        let model = self.model;
-        let units = model.config.units;
-        // [out, H]: each output's weights side by side.
-        let kernel = floats(&model.dense_kernel.detach().tr());
-        let bias = floats(&model.dense_bias.detach());
+        let units = self.model.config.units;
         states
             .chunks(units)
             .map(|row| {
-                let logits: Vec<f32> = kernel
+                let logits: Vec<f32> = self
+                    .head_kernel
                     .chunks(units)
-                    .zip(&bias)
+                    .zip(&self.head_bias)
                     .map(|(weights, b)| dot(row, weights) + b)
                     .collect();
                 match logits.as_slice() {

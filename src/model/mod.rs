@@ -48,7 +48,7 @@ pub use params::Parameters;
 pub use step::{StepOutput, StepTotals, TrainBatch};
 
 /// Embedding -> GRU -> Dense(1 or n). Outputs logits; the sigmoid or
-/// softmax lives in the loss and in [`Inference::probabilities`].
+/// softmax lives in the loss and in [`Inference::probabilities_by_row`].
 pub struct SentimentModel {
     /// `[N, D]`.
     pub embeddings: Tensor,

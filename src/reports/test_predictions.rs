@@ -34,8 +34,9 @@ pub fn predict_test_set(trained: &TrainedModel, test: Vec<LabeledText>) -> TestP
         texts: test.into_iter().map(|r| r.text).collect(),
         class_names: trained.class_names.clone(),
     };
+    let inference = trained.model.inference();
     for chunk in predictions.texts.chunks(BATCH) {
-        let chunk = trained.predict(chunk);
+        let chunk = trained.predict_with(&inference, chunk);
         predictions.probabilities.extend(chunk.iter().map(|p| p[1]));
         predictions.class_probabilities.extend(chunk);
     }

@@ -121,7 +121,7 @@ pub fn metadata(name: &str, facts: &ModelFacts) -> Value {
         "model_spec": { "name": name, "signature_name": "", "version": "1" },
         "metadata": {
             "classes": facts.class_names,
-            "maxlen": facts.maxlen,
+            "maxlen": facts.encoder.maxlen(),
             "vocabulary_size": facts.vocabulary_size,
             "weights": facts.weights,
             "config": facts.config,

@@ -39,7 +39,6 @@ pub struct ModelFacts {
     /// Texts into rows for [`Batcher::predict`], as `predict` encodes them.
     pub encoder: TextEncoder,
     pub class_names: Vec<String>,
-    pub maxlen: usize,
     pub vocabulary_size: usize,
     pub config: serde_json::Value,
     pub weights: String,
@@ -122,7 +121,6 @@ fn facts_of(trained: &TrainedModel) -> ModelFacts {
     ModelFacts {
         encoder: trained.encoder(),
         class_names: trained.class_names.clone(),
-        maxlen: trained.config.maxlen,
         vocabulary_size: trained.vocab.len(),
         config: serde_json::to_value(&trained.config).unwrap_or(serde_json::Value::Null),
         weights: trained.weights.clone(),

@@ -161,7 +161,6 @@ impl FromStr for Tokenizer {
     }
 }
 
-/// `--tokenizer`: a rule, or `auto`, which looks at the training texts.
 /// A class of characters a rule tells apart: `word_characters`
 /// (alphanumeric, Rust's `char::is_alphanumeric`), `ideographs` and
 /// `pictographs` (the ranges of `docs/tokenizers.md`), `white_space`.
@@ -171,6 +170,7 @@ pub struct CharacterClass {
     pub contains: fn(char) -> bool,
 }
 
+/// `--tokenizer`: a rule, or `auto`, which looks at the training texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum TokenizerChoice {
