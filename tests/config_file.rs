@@ -124,3 +124,31 @@ fn a_bad_config_file_is_refused_naming_the_file_and_the_key() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--resume"), "{stderr}");
 }
+
+#[test]
+fn a_flag_on_the_command_line_may_lean_on_one_the_file_gives_and_the_other_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    let texts = tmp.path().join("texts.csv");
+    std::fs::write(&texts, "text,label\ngood film,pos\nbad film,neg\n").unwrap();
+    let texts = texts.to_str().unwrap();
+    let print = |file: &str, args: &[&str]| {
+        let config = tmp.path().join("settings.toml");
+        std::fs::write(&config, file).unwrap();
+        let mut all = vec!["--config", config.to_str().unwrap(), "--print-config"];
+        all.extend(args);
+        let (code, printed, stderr) = run_cli(&all);
+        assert_eq!(code, Some(0), "{stderr}");
+        printed
+    };
+    // --tokenizer needs --train-file, which only the file gives.
+    let file = format!("train_file = {texts:?}\nvalidation_split = 0.5\n");
+    let printed = print(&file, &["--tokenizer", "jieba"]);
+    assert!(printed.contains("tokenizer = \"jieba\"\n"), "{printed}");
+    assert!(printed.contains("train_file = "), "{printed}");
+    // The file's tokenizer needs the command line's --train-file.
+    let printed = print(
+        "tokenizer = \"chars\"\n",
+        &["--train-file", texts, "--validation-split", "0.5"],
+    );
+    assert!(printed.contains("tokenizer = \"chars\"\n"), "{printed}");
+}

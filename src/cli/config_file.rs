@@ -16,6 +16,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command};
 use serde_json::Value;
@@ -70,9 +71,11 @@ pub(super) fn flags_of_file(path: &Path, command: &Command) -> Result<Vec<OsStri
             (_, false) => bail!("{}: {key} takes a value, not true or false", path.display()),
         }
     }
-    // The file's flags alone, so that a bad value names the file.
+    // The file's flags alone, so that a bad value names the file; how flags
+    // go together (one needing another) is checked with the command line's.
     let alone = std::iter::once(OsString::from("train")).chain(args.iter().cloned());
-    if let Err(e) = command.clone().try_get_matches_from(alone) {
+    let refused = command.clone().try_get_matches_from(alone).err();
+    if let Some(e) = refused.filter(|e| !is_about_other_flags(e.kind())) {
         let message = e.render().to_string();
         let message = message.trim().trim_start_matches("error: ");
         bail!(
@@ -82,6 +85,15 @@ pub(super) fn flags_of_file(path: &Path, command: &Command) -> Result<Vec<OsStri
         );
     }
     Ok(args)
+}
+
+/// Whether clap refused flags for what they need of others (a missing
+/// companion, a conflict), which the command line may settle.
+fn is_about_other_flags(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::MissingRequiredArgument | ErrorKind::ArgumentConflict
+    )
 }
 
 /// The file's flags: a run's config, or a flat table.

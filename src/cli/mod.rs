@@ -597,26 +597,41 @@ impl TrainFlags {
     }
 }
 
-/// The settings of a training command: from its flags, or, with
-/// `--resume`, from the run it continues (`matches` tells which flags were
-/// given).
 /// The command line, with a `--config` file's flags laid in front of the
 /// given ones (`config_file.rs`): a flag given twice takes its last value.
+/// A command line that lacks only what a flag needs beside it is read
+/// leniently to find the file, so that a flag given there may lean on one
+/// the file gives (`--tokenizer` on a file's `train_file`); the file and
+/// the command line are then checked together.
 pub fn parse() -> Result<(Cli, clap::ArgMatches)> {
     use clap::CommandFactory;
     let command = Cli::command()
         .args_override_self(true)
         .mut_subcommand("train", |train| train.args_override_self(true));
-    let mut matches = command.clone().get_matches();
-    let in_train = matches.subcommand_name() == Some("train");
-    let train_matches = matches.subcommand_matches("train").unwrap_or(&matches);
-    if let Some(path) = train_matches.get_one::<PathBuf>("config") {
-        let file_flags = config_file::flags_of_file(path, &train_command())?;
-        let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The command line alone: only a flag missing its companion may be
+    // settled by the file; any other error is the command line's own.
+    let first = match command.clone().try_get_matches_from(&argv) {
+        Ok(matches) => Some(matches),
+        Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => command
+            .clone()
+            .ignore_errors(true)
+            .try_get_matches_from(&argv)
+            .ok(),
+        Err(e) => e.exit(),
+    };
+    let config = first.as_ref().and_then(|matches| {
+        let in_train = matches.subcommand_name() == Some("train");
+        let train_matches = matches.subcommand_matches("train").unwrap_or(matches);
+        let path = train_matches.get_one::<PathBuf>("config")?;
+        Some((path.clone(), in_train))
+    });
+    if let Some((path, in_train)) = config {
+        let file_flags = config_file::flags_of_file(&path, &train_command())?;
         let at = if in_train { 2 } else { 1 };
         argv.splice(at..at, file_flags);
-        matches = command.get_matches_from(argv);
     }
+    let matches = command.get_matches_from(argv);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     Ok((cli, matches))
 }
@@ -632,6 +647,9 @@ pub fn print_config(matches: &clap::ArgMatches) -> String {
     config_file::print_config(&train_command(), matches)
 }
 
+/// The settings of a training command: from its flags, or, with
+/// `--resume`, from the run it continues (`matches` tells which flags were
+/// given).
 pub fn train_settings(flags: &TrainFlags, matches: &clap::ArgMatches) -> Result<TrainSettings> {
     match flags.resume {
         Some(_) => resume::resumed_settings(flags, &resume::explicit_flags(matches)),
