@@ -71,7 +71,7 @@ fn run() -> Result<TrainOutcome> {
 fn train(flags: &TrainFlags, matches: &ArgMatches) -> Result<TrainOutcome> {
     let settings = train_settings(flags, matches)?;
     if flags.print_config {
-        print!("{}", print_config(matches));
+        shell::write_stdout(print_config(matches).as_bytes())?;
         return Ok(TrainOutcome::Finished);
     }
     train::train_command(&settings)

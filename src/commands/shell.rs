@@ -39,7 +39,7 @@ pub fn man_command(command: Command, subcommand: Option<&str>) -> Result<()> {
 }
 
 /// Writes `bytes` to stdout; a closed pipe (`| head`) is not an error.
-fn write_stdout(bytes: &[u8]) -> Result<()> {
+pub fn write_stdout(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -123,21 +123,27 @@ impl<'a> Session<'a> {
     ) -> Result<Session<'a>> {
         let (placement, data) = (&plan.placement, &plan.data);
         let keep_best = settings.train.callbacks.keeps_best();
-        let folder = match &settings.outputs.resume {
+        // The run's config: the folder's own when resuming, else the one
+        // written into the new folder.
+        let (folder, config) = match &settings.outputs.resume {
             Some(dir) => {
                 let folder = RunDir::resume(dir, settings.outputs.history.clone(), keep_best)?;
-                data.check_resumed(&RunConfig::load(&folder)?)?;
-                folder
+                let config = RunConfig::load(&folder)?;
+                data.check_resumed(&config)?;
+                (folder, config)
             }
-            None => RunDir::create(
-                &settings.outputs,
-                keep_best,
-                &RunFiles {
-                    config: &plan.run_config(settings),
+            None => {
+                let config = plan.run_config(settings);
+                let files = RunFiles {
+                    config: &config,
                     vocab: &data.dataset.vocab,
                     labels: data.texts.as_ref().map(|t| t.class_names.as_slice()),
-                },
-            )?,
+                };
+                (
+                    RunDir::create(&settings.outputs, keep_best, &files)?,
+                    config,
+                )
+            }
         };
         let started = Instant::now();
         let vs = nn::VarStore::new(placement.device);
@@ -152,9 +158,7 @@ impl<'a> Session<'a> {
         let inputs = folder.inputs(&data.data_sha256)?;
         let hparams = match settings.outputs.no_tensorboard {
             true => None,
-            false => Some(flat_values(&serde_json::to_value(RunConfig::load(
-                &folder,
-            )?)?)),
+            false => Some(flat_values(&serde_json::to_value(&config)?)),
         };
         let mut session = Session {
             settings,
@@ -349,8 +353,17 @@ fn write_event_files(
     hparams: Option<&BTreeMap<String, serde_json::Value>>,
     state: &FitState,
 ) -> Result<()> {
-    match hparams {
-        Some(hparams) => folder.write_event_files(hparams, &state.history, &state.steps),
-        None => Ok(()),
-    }
+    let Some(hparams) = hparams else {
+        return Ok(());
+    };
+    folder
+        .write_event_files(hparams, &state.history, &state.steps)
+        .with_context(|| {
+            format!(
+                "TensorBoard's event files could not be written (the checkpoint is saved); \
+                 `gru-imdb train --resume {0}` writes them, or `--resume {0} --no-tensorboard` \
+                 goes on without them",
+                folder.dir().display()
+            )
+        })
 }
