@@ -584,6 +584,26 @@ fn a_non_loopback_address_without_a_key_is_refused() {
     let (code, _, stderr) = run_cli(&["serve", run, "--api-key-file", "/nonexistent/key"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot read --api-key-file"), "{stderr}");
+    // A key no HTTP header can carry.
+    let two_lines = f.root.join("two-line-key");
+    std::fs::write(&two_lines, "first line\nsecond\n").unwrap();
+    let (code, _, stderr) = run_cli(&["serve", run, "--api-key-file", two_lines.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("visible ASCII"), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_is_refused_before_the_model_loads() {
+    let (_f, run) = trained();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, stderr) = run_cli(&["serve", run.to_str().unwrap(), "--port", &port]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen on 127.0.0.1:"), "{stderr}");
+    assert!(
+        !stderr.contains("Using the weights"),
+        "loaded first: {stderr}"
+    );
 }
 
 #[test]
@@ -616,6 +636,15 @@ fn with_a_key_only_callers_that_send_it_get_in() {
     assert_eq!(send(None), 401);
     assert_eq!(send(Some("wrong")), 401);
     assert_eq!(send(Some("s3cret-key")), 200);
+    // The scheme's name is case-insensitive.
+    let lower = client()
+        .post(&server_url)
+        .header("content-type", "application/json")
+        .header("authorization", "bearer s3cret-key")
+        .body(json!({"instances": ["a great film"]}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(lower.status().as_u16(), 200);
     let health = server.url("/healthz").replace("0.0.0.0", "127.0.0.1");
     assert_eq!(client().get(health).send().unwrap().status().as_u16(), 200);
 }

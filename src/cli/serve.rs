@@ -179,5 +179,13 @@ fn read_key(file: &Path) -> Result<String> {
             file.display()
         );
     }
+    // Callers send it in a header, which holds visible ASCII only.
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!(
+            "--api-key-file {}: the key must be one line of visible ASCII characters \
+             (no spaces), as an HTTP header carries it",
+            file.display()
+        );
+    }
     Ok(key.to_owned())
 }

@@ -19,7 +19,7 @@ pub async fn require_key(State(access): State<Access>, request: Request, next: N
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match given {
         Some(given) if same_in_constant_time(given.trim().as_bytes(), key.as_bytes()) => {
             next.run(request).await
@@ -27,6 +27,13 @@ pub async fn require_key(State(access): State<Access>, request: Request, next: N
         Some(_) => unauthorized("the API key is wrong"),
         None => unauthorized("this server needs an API key: send Authorization: Bearer <key>"),
     }
+}
+
+/// The token of `Bearer <token>`; the scheme's name is case-insensitive
+/// (RFC 9110, 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 fn unauthorized(message: &str) -> Response {

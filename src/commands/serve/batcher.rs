@@ -7,6 +7,7 @@
 //! rows. The CPU kernel computes each review alone, the same operations in
 //! the same order whatever the batch, so every answer equals `predict`'s
 //! bit for bit (`tests/serve.rs`).
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,6 +33,18 @@ struct Job {
 #[derive(Clone)]
 pub struct Batcher {
     jobs: Sender<Job>,
+    /// Cleared when the model's thread ends (a panic in libtorch, say):
+    /// `/healthz` then says the server cannot answer.
+    alive: Arc<AtomicBool>,
+}
+
+/// Clears `alive` when the model's thread ends, however it ends.
+struct ClearOnExit(Arc<AtomicBool>);
+
+impl Drop for ClearOnExit {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// The model's facts the API reports, read on the batcher's thread.
@@ -58,21 +71,31 @@ impl Batcher {
         let (jobs, queue) = mpsc::channel();
         let (loaded, facts) = mpsc::channel();
         let load = LoadRequest::of(settings);
+        let alive = Arc::new(AtomicBool::new(true));
+        let on_exit = ClearOnExit(alive.clone());
         let thread = std::thread::Builder::new()
             .name("batcher".to_owned())
-            .spawn(move || match load.load() {
-                Ok(trained) => {
-                    let _ = loaded.send(Ok(facts_of(&trained)));
-                    run(&trained, &queue, load.batching, &metrics);
-                }
-                Err(err) => {
-                    let _ = loaded.send(Err(err));
+            .spawn(move || {
+                let _on_exit = on_exit;
+                match load.load() {
+                    Ok(trained) => {
+                        let _ = loaded.send(Ok(facts_of(&trained)));
+                        run(&trained, &queue, load.batching, &metrics);
+                    }
+                    Err(err) => {
+                        let _ = loaded.send(Err(err));
+                    }
                 }
             })?;
         let facts = facts
             .recv()
             .map_err(|_| anyhow!("the model's thread stopped while loading"))??;
-        Ok((Batcher { jobs }, facts, thread))
+        Ok((Batcher { jobs, alive }, facts, thread))
+    }
+
+    /// Whether the model's thread still runs.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
     }
 
     /// The class probabilities of each review of `rows` (from

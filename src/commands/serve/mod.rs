@@ -28,6 +28,10 @@ use routes::App;
 
 /// Serves until SIGTERM or Ctrl-C, then lets the requests in flight finish.
 pub fn serve_command(settings: &ServeSettings) -> Result<()> {
+    // Bound first, so that a port in use is said before the model loads.
+    let listener = std::net::TcpListener::bind(settings.address)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .with_context(|| format!("cannot listen on {}", settings.address))?;
     let metrics = Arc::new(Metrics::default());
     let (batcher, facts, model_thread) = Batcher::start(settings, metrics.clone())?;
     let app = App {
@@ -43,7 +47,7 @@ pub fn serve_command(settings: &ServeSettings) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the server's threads")?;
-    runtime.block_on(listen(settings, app))?;
+    runtime.block_on(listen(settings, listener, app))?;
     drop(runtime);
     // Every request handle is gone with the runtime: the model's thread ends.
     let _ = model_thread.join();
@@ -51,9 +55,8 @@ pub fn serve_command(settings: &ServeSettings) -> Result<()> {
     Ok(())
 }
 
-async fn listen(settings: &ServeSettings, app: App) -> Result<()> {
-    let listener = TcpListener::bind(settings.address)
-        .await
+async fn listen(settings: &ServeSettings, listener: std::net::TcpListener, app: App) -> Result<()> {
+    let listener = TcpListener::from_std(listener)
         .with_context(|| format!("cannot listen on {}", settings.address))?;
     let address = listener.local_addr()?;
     println!(

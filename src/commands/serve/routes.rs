@@ -197,8 +197,17 @@ async fn page(State(app): State<App>) -> Html<String> {
     Html(app.page.to_string())
 }
 
-async fn healthz() -> Response {
-    json(r#"{"status":"ok"}"#.to_owned())
+/// `ok` while the model's thread runs; 503 once it has stopped, so that
+/// whatever watches the server restarts it.
+async fn healthz(State(app): State<App>) -> Response {
+    match app.batcher.is_alive() {
+        true => json(r#"{"status":"ok"}"#.to_owned()),
+        false => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the model's thread has stopped; restart the server",
+        )
+        .into_response(),
+    }
 }
 
 /// A JSON body, already written.
