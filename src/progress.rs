@@ -26,9 +26,7 @@ impl Verbosity {
     /// Keras's `verbose` number, with the bar turned into lines where
     /// stdout cannot show one.
     pub fn from_keras(verbose: u8) -> Verbosity {
-        let term = std::env::var_os("TERM");
-        let bars = std::io::stdout().is_terminal() && term.is_none_or(|t| t != "dumb");
-        Verbosity::from_keras_with(verbose, bars)
+        Verbosity::from_keras_with(verbose, can_draw_bars(std::io::stdout().is_terminal()))
     }
 
     /// [`Verbosity::from_keras`] where stdout `bars` or not.
@@ -39,6 +37,12 @@ impl Verbosity {
             _ => Verbosity::Line,
         }
     }
+}
+
+/// Whether a stream can show a redrawn bar: a terminal, and not one that
+/// says it cannot move the cursor (`TERM=dumb`).
+pub fn can_draw_bars(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 /// Whether output may be coloured: not when `no_color` (the `NO_COLOR`

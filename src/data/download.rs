@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use super::{CANONICAL_SHA256, CANONICAL_URL};
 use crate::atomic::write_atomically;
 use crate::disk;
+use crate::progress::can_draw_bars;
 
 /// Size of the canonical `aclImdb_v1.tar.gz`.
 pub const CANONICAL_SIZE: u64 = 84_125_825;
@@ -269,7 +270,7 @@ fn download(url: &Url, part: &Path, mut size: Option<u64>, progress: bool) -> Re
         .build()
         .context("cannot start the HTTP client")?;
     let first_delay = first_retry_delay()?;
-    let mut bar = Progress::new(progress && io::stderr().is_terminal());
+    let mut bar = Progress::new(progress && can_draw_bars(io::stderr().is_terminal()));
     let started = Instant::now();
     let mut attempt = 1;
     loop {
