@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::commands::shell::write_stdout;
 use crate::reports::metrics::Threshold;
 use crate::reports::multiclass::predicted_class;
 use crate::reports::OutputFormat;
@@ -49,19 +50,20 @@ pub fn predict_command(settings: &PredictSettings) -> Result<()> {
         settings.weights,
         &settings.device,
     )?;
+    let mut lines = String::new();
     for (text, probabilities) in texts.iter().zip(trained.predict(texts)) {
         let (probability, label) = labelled(&probabilities, &trained.class_names);
-        match settings.format {
-            OutputFormat::Text => println!("{probability:.4}\t{label}\t{text}"),
-            OutputFormat::Json => println!(
-                "{}",
-                serde_json::to_string(&PredictionLine {
-                    probability,
-                    label,
-                    text,
-                })?
-            ),
-        }
+        let line = match settings.format {
+            OutputFormat::Text => format!("{probability:.4}\t{label}\t{text}"),
+            OutputFormat::Json => serde_json::to_string(&PredictionLine {
+                probability,
+                label,
+                text,
+            })?,
+        };
+        lines.push_str(&line);
+        lines.push('\n');
     }
-    Ok(())
+    // `predict ... | head` closes the pipe early: not an error.
+    write_stdout(lines.as_bytes())
 }
